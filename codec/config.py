@@ -1,0 +1,86 @@
+"""Configs are dataclasses, loaded from YAML with dotted `key=value` overrides.
+
+    config = load_config(TrainConfig, "configs/codec/tiny.yaml", ["optim.lr=1e-3", "steps=10"])
+
+Unknown keys are errors that name the key and the valid ones; values are parsed as YAML
+(`steps=10` is an int, `ratios=[8,5,4]` a list, `name=foo` a string).
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+ConfigT = TypeVar("ConfigT")
+
+
+def load_config(cls: type[ConfigT], path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> ConfigT:
+    """Build `cls` from a YAML file (or its defaults when path is None) plus dotted overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
+    for override in overrides:
+        apply_override(data, override)
+    return config_from_dict(cls, data)
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Set `a.b.c=value` in a nested dict, the value parsed as YAML."""
+    key, sep, raw_value = override.partition("=")
+    if not sep or not key:
+        raise ValueError(f"an override must look like key=value or a.b=value, got {override!r}")
+    *parents, leaf = key.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"cannot set {key!r}: {part!r} is not a section")
+    node[leaf] = yaml.safe_load(raw_value)
+
+
+def config_from_dict(cls: type[ConfigT], data: dict[str, Any], prefix: str = "") -> ConfigT:
+    """Build a (nested) dataclass from a dict; unknown keys raise ValueError naming the valid ones."""
+    if not isinstance(data, dict):
+        raise ValueError(f"config section {prefix or '<root>'!r} must be a mapping, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown config key {prefix + unknown[0]!r}; valid keys here: {', '.join(sorted(fields))}")
+    values = {}
+    for name, value in data.items():
+        field_type = _dataclass_in(hints[name])
+        if field_type is not None and isinstance(value, dict):
+            value = config_from_dict(field_type, value, prefix=f"{prefix}{name}.")
+        values[name] = value
+    return cls(**values)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A plain dict (for YAML/JSON) of a dataclass config."""
+    return dataclasses.asdict(config)
+
+
+def save_config(config: Any, path: str | Path) -> None:
+    """Write a dataclass config as YAML."""
+    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+def _dataclass_in(hint: Any) -> type | None:
+    """The dataclass type in a field's annotation (`Sub` or `Sub | None`), else None."""
+    if dataclasses.is_dataclass(hint):
+        return hint
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            if dataclasses.is_dataclass(arg):
+                return arg
+    return None
