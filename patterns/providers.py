@@ -11,13 +11,18 @@ from collections.abc import Sequence
 from .pattern import Layout, Pattern
 
 
+def check_n_q(n_q: int) -> int:
+    """n_q itself, or ValueError unless it is an integer >= 1."""
+    if not isinstance(n_q, int) or isinstance(n_q, bool) or n_q < 1:
+        raise ValueError(f"n_q must be an integer >= 1, got {n_q!r}")
+    return n_q
+
+
 class PatternProvider(ABC):
     """Makes the pattern of one layout for any number of frames."""
 
     def __init__(self, n_q: int) -> None:
-        if not isinstance(n_q, int) or n_q < 1:
-            raise ValueError(f"n_q must be an integer >= 1, got {n_q!r}")
-        self.n_q = n_q
+        self.n_q = check_n_q(n_q)
 
     def get_pattern(self, timesteps: int) -> Pattern:
         """The pattern for `timesteps` frames of every codebook."""
@@ -69,7 +74,7 @@ class ParallelPatternProvider(DelayedPatternProvider):
     """
 
     def __init__(self, n_q: int) -> None:
-        super().__init__(n_q, delays=[0] * n_q)
+        super().__init__(n_q, delays=[0] * check_n_q(n_q))
 
 
 class FlattenPatternProvider(PatternProvider):
@@ -136,9 +141,7 @@ def get_provider(name: str, n_q: int, **kwargs) -> PatternProvider:
     if name == "flatten":
         return FlattenPatternProvider(n_q, **kwargs)
     if name == "partial_flatten":
-        if not isinstance(n_q, int) or n_q < 1:
-            raise ValueError(f"n_q must be an integer >= 1, got {n_q!r}")
-        return FlattenPatternProvider(n_q, flattening=[0] + [1] * (n_q - 1), **kwargs)
+        return FlattenPatternProvider(n_q, flattening=[0] + [1] * (check_n_q(n_q) - 1), **kwargs)
     if name == "valley":
         return ValleyPatternProvider(n_q, **kwargs)
     raise ValueError(f"unknown pattern {name!r}; valid names: {', '.join(PATTERN_NAMES)}")
