@@ -61,7 +61,7 @@ def config_from_dict(cls: type[ConfigT], data: dict[str, Any], prefix: str = "")
         field_type = _dataclass_in(hints[name])
         if field_type is not None and isinstance(value, dict):
             value = config_from_dict(field_type, value, prefix=f"{prefix}{name}.")
-        values[name] = value
+        values[name] = _coerce_number(value, hints[name], prefix + name)
     return cls(**values)
 
 
@@ -73,6 +73,21 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 def save_config(config: Any, path: str | Path) -> None:
     """Write a dataclass config as YAML."""
     Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+def _coerce_number(value: Any, hint: Any, key: str) -> Any:
+    """YAML reads `2e-4` as a string: a float field takes it as a number, an int field takes 3.0 as 3."""
+    if hint is float and not isinstance(value, bool):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"config key {key!r} must be a number, got {value!r}") from None
+    if hint is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if not isinstance(value, int):
+            raise ValueError(f"config key {key!r} must be int, got {value!r}")
+    return value
 
 
 def _dataclass_in(hint: Any) -> type | None:

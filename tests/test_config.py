@@ -36,6 +36,8 @@ def test_round_trip_through_yaml(tmp_path):
 def test_unknown_key_names_it_and_the_valid_ones(tmp_path):
     with pytest.raises(ValueError, match=r"unknown config key 'optim.momentum'; valid keys here: betas, lr"):
         load_config(Train, None, ["optim.momentum=0.9"])
+    with pytest.raises(ValueError, match="'steps' must be int"):
+        load_config(Train, None, ["steps=ten"])
     with pytest.raises(ValueError, match="key=value"):
         load_config(Train, None, ["steps"])
     with pytest.raises(FileNotFoundError, match="missing.yaml"):
