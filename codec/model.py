@@ -1,0 +1,196 @@
+"""The codec: SEANet encoder -> residual vector quantizer -> SEANet decoder.
+
+    codec = Codec(CodecConfig())                 # or Codec.from_pretrained(directory)
+    codes = codec.encode(wav)                    # wav [B, C, N] float32 -> codes [B, K, T] int64, T = ceil(N / hop)
+    wav = codec.decode(codes)                    # codes [B, K, T] -> wav [B, C, T * hop] float32
+    out = codec(wav)                             # training forward: out.audio, out.codes, out.commitment_loss, out.metrics
+
+A checkpoint directory holds `config.yaml` (this CodecConfig) and `model.safetensors`.
+`from_pretrained` also reads Hugging Face EnCodec directories (see codec/hf.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .config import load_config, save_config
+from .quantization import ResidualVectorQuantizer
+from .seanet import SEANetDecoder, SEANetEncoder, remove_norm
+
+CONFIG_FILE = "config.yaml"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class CodecConfig:
+    """SEANet and RVQ settings. The defaults are the layout of EnCodec 32 kHz, MusicGen's codec."""
+
+    sample_rate: int = 32000
+    channels: int = 1
+    dimension: int = 128                 # latent size, also the codebook vector size
+    n_filters: int = 64                  # channels after the first conv; doubled at each downsampling
+    ratios: list[int] = field(default_factory=lambda: [8, 5, 4, 4])  # decoder order; hop = prod
+    n_residual_layers: int = 1
+    dilation_base: int = 2               # residual block j has dilation dilation_base ** j
+    kernel_size: int = 7
+    last_kernel_size: int = 7
+    residual_kernel_size: int = 3
+    compress: int = 2                    # residual blocks narrow to dim // compress
+    conv_shortcut: bool = False          # 1x1 conv instead of identity on residual skips
+    causal: bool = False
+    pad_mode: str = "reflect"
+    lstm_layers: int = 2                 # 0: no LSTM at the bottleneck
+    norm: str = "weight_norm"            # "weight_norm" or "none"
+    n_q: int = 4                         # number of codebooks K
+    bins: int = 2048                     # codes per codebook (cardinality)
+    decay: float = 0.99                  # EMA decay of the codebooks
+    kmeans_iters: int = 50               # k-means iterations on the first batch; 0: random codebooks
+    dead_code_threshold: float = 2.0     # replace codes whose EMA count falls below; 0: never
+    quantizer_dropout: float = 0.0       # probability that a training batch uses a random number of levels
+    commitment_weight: float = 1.0
+    epsilon: float = 1e-5                # Laplace smoothing of EMA counts
+    seed: int = 0                        # the quantizer's random draws (the same on every rank)
+
+    @property
+    def hop_length(self) -> int:
+        return math.prod(self.ratios)
+
+
+@dataclass
+class CodecOutput:
+    """audio [B, C, T * hop], codes [B, K, T] int64 (K levels used), commitment_loss scalar
+    (already times commitment_weight), metrics {"usage/k", "perplexity/k", "bits/k": float}."""
+
+    audio: torch.Tensor
+    codes: torch.Tensor
+    commitment_loss: torch.Tensor
+    metrics: dict[str, float]
+
+
+class Codec(nn.Module):
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = SEANetEncoder(config)
+        self.quantizer = ResidualVectorQuantizer(
+            config.dimension, config.n_q, config.bins, config.decay, config.kmeans_iters, config.dead_code_threshold,
+            config.quantizer_dropout, config.commitment_weight, config.epsilon, config.seed,
+        )
+        self.decoder = SEANetDecoder(config)
+        self.num_codebooks = config.n_q
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def channels(self) -> int:
+        return self.config.channels
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    @property
+    def cardinality(self) -> int:
+        return self.config.bins
+
+    def set_num_codebooks(self, k: int) -> None:
+        """Encode and decode with the first k levels only (a lower bitrate)."""
+        if not 1 <= k <= self.config.n_q:
+            raise ValueError(f"num_codebooks must be in [1, {self.config.n_q}], got {k}")
+        self.num_codebooks = k
+
+    def forward(self, wav: torch.Tensor) -> CodecOutput:
+        """Training forward on wav [B, C, N]: in training mode the codebooks learn from this batch."""
+        self._check_wav(wav)
+        quantized = self.quantizer(self.encoder(wav), self.num_codebooks)
+        return CodecOutput(self.decoder(quantized.quantized), quantized.codes, quantized.commitment_loss, quantized.metrics)
+
+    @torch.no_grad()
+    def encode(self, wav: torch.Tensor) -> torch.Tensor:
+        """wav [B, C, N] float at sample_rate -> codes [B, K, ceil(N / hop)] int64."""
+        self._check_wav(wav)
+        return self.quantizer.encode(self.encoder(wav), self.num_codebooks)
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes [B, K, T] int64 in [0, cardinality) -> wav [B, C, T * hop] float32."""
+        self._check_codes(codes)
+        return self.decoder(self.quantizer.decode(codes))
+
+    def remove_weight_norm(self) -> Codec:
+        """Fold weight norm into plain convolution weights for faster inference (config.norm becomes "none")."""
+        for module in self.modules():
+            remove_norm(module)
+        self.config = dataclasses.replace(self.config, norm="none")
+        return self
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_config(self.config, directory / CONFIG_FILE)
+        save_file({name: tensor.contiguous() for name, tensor in self.state_dict().items()}, str(directory / WEIGHTS_FILE))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> Codec:
+        """Load this project's directory (config.yaml) or a Hugging Face EnCodec one (config.json)."""
+        directory = Path(directory)
+        weights = directory / WEIGHTS_FILE
+        if not weights.is_file():
+            raise FileNotFoundError(f"no {WEIGHTS_FILE} in {directory} (only safetensors weights are read)")
+        state_dict = load_file(str(weights), device=str(device))
+        if (directory / CONFIG_FILE).is_file():
+            config = load_config(CodecConfig, directory / CONFIG_FILE)
+            codec = cls(config).to(device)
+            load_weights(codec, state_dict)
+            return codec
+        if (directory / "config.json").is_file():
+            from .hf import codec_from_hf
+
+            return codec_from_hf(json.loads((directory / "config.json").read_text()), state_dict).to(device)
+        raise FileNotFoundError(f"no {CONFIG_FILE} (this project) or config.json (Hugging Face EnCodec) in {directory}")
+
+    def _check_wav(self, wav: torch.Tensor) -> None:
+        if wav.dim() != 3 or wav.shape[1] != self.channels:
+            raise ValueError(f"expected wav [B, {self.channels}, N] (B clips of {self.channels} channels), got shape {tuple(wav.shape)}")
+        if not wav.is_floating_point():
+            raise ValueError(f"expected a float waveform, got dtype {wav.dtype}")
+        if wav.shape[-1] < self.hop_length:
+            raise ValueError(f"expected at least one hop ({self.hop_length} samples), got {wav.shape[-1]}")
+        if not torch.isfinite(wav).all():
+            raise ValueError("expected finite samples, got NaN or inf in wav")
+
+    def _check_codes(self, codes: torch.Tensor) -> None:
+        if codes.dim() != 3 or codes.shape[1] != self.num_codebooks:
+            raise ValueError(f"expected codes [B, {self.num_codebooks}, T] (num_codebooks={self.num_codebooks}), got shape {tuple(codes.shape)}")
+        if codes.dtype not in (torch.int64, torch.int32):
+            raise ValueError(f"expected integer codes (int64), got dtype {codes.dtype}")
+        if codes.numel() and (codes.min() < 0 or codes.max() >= self.cardinality):
+            raise ValueError(f"expected codes in [0, {self.cardinality}), got values in [{int(codes.min())}, {int(codes.max())}]")
+
+
+def load_weights(module: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
+    """Load every tensor of `module` from `state_dict`, or raise ValueError naming the first tensor
+    that is missing, unexpected or of the wrong shape: never a partial load."""
+    expected = module.state_dict()
+    for name in sorted(set(expected) | set(state_dict)):
+        if name not in state_dict:
+            raise ValueError(f"checkpoint is missing tensor {name!r} {tuple(expected[name].shape)} that the config implies")
+        if name not in expected:
+            raise ValueError(f"checkpoint has tensor {name!r} that the config does not have")
+        if state_dict[name].shape != expected[name].shape:
+            raise ValueError(f"tensor {name!r} has shape {tuple(state_dict[name].shape)} in the checkpoint, "
+                             f"the config implies {tuple(expected[name].shape)}")
+    module.load_state_dict(state_dict)
