@@ -1,0 +1,16 @@
+"""Stage two: a T5-conditioned Transformer LM over codec codes, and the `MusicGen` API.
+
+    from musicgen import MusicGen
+    wav = MusicGen.from_pretrained().generate(["lo-fi piano with soft drums"], duration=8.0, seed=0)
+
+`MusicGen` is imported on first use, so the light submodules (data, token caches) load without transformers.
+"""
+__all__ = ["MusicGen", "MusicGenConfig"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'musicgen' has no attribute {name!r}")

@@ -1,0 +1,285 @@
+"""The MusicGen API: text (and optionally an audio prompt) in, a waveform out.
+
+    mg = MusicGen.from_pretrained(path)                  # this project's directory or a Hugging Face MusicGen one
+    wav = mg.generate(["lo-fi piano with soft drums"], duration=8.0, seed=0)    # [B, C, N] at mg.sample_rate
+
+This project's checkpoint directory:
+
+    config.yaml         MusicGenConfig: lm sizes, pattern name and options, generation defaults
+    lm.safetensors      LM weights (condition projection included)
+    codec/              the codec (Codec.save_pretrained)
+    text_encoder/       T5 encoder config + weights and the tokenizer files (saved by transformers)
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from codec import Codec
+from codec.audio import mix_channels, resample
+from codec.config import load_config, save_config
+from codec.hf import codec_from_hf
+from codec.model import load_weights
+from patterns import get_provider
+
+from . import hf
+from .conditioners import TextConditioner, check_prompts
+from .generate import Sampling, generate_codes
+from .lm import LM, LMConfig
+
+CONFIG_FILE = "config.yaml"
+LM_WEIGHTS = "lm.safetensors"
+CODEC_DIR = "codec"
+TEXT_ENCODER_DIR = "text_encoder"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default"
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class PatternConfig:
+    """A codebook pattern by name (parallel, delay, flatten, valley, partial_flatten) and its provider options."""
+
+    name: str = "delay"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GenerationDefaults:
+    """What `generate` uses for the arguments it is not given."""
+
+    duration: float = 10.0
+    use_sampling: bool = True
+    top_k: int = 250
+    top_p: float = 0.0
+    temperature: float = 1.0
+    cfg_coef: float = 3.0
+
+
+@dataclass
+class MusicGenConfig:
+    lm: LMConfig = field(default_factory=LMConfig)
+    pattern: PatternConfig = field(default_factory=PatternConfig)
+    generation: GenerationDefaults = field(default_factory=GenerationDefaults)
+
+
+class MusicGen:
+    """A text-conditioned LM over codec codes, its T5 conditioner and the codec that turns codes into audio."""
+
+    def __init__(self, config: MusicGenConfig, lm: LM, conditioner: TextConditioner, codec: Codec) -> None:
+        if (codec.num_codebooks, codec.cardinality) != (lm.config.num_codebooks, lm.config.card):
+            raise ValueError(f"the codec has K={codec.num_codebooks} codebooks of {codec.cardinality} codes, "
+                             f"the LM expects K={lm.config.num_codebooks} of {lm.config.card}")
+        if conditioner.dim != lm.config.condition_dim:
+            raise ValueError(f"the text encoder width {conditioner.dim} differs from lm.condition_dim {lm.config.condition_dim}")
+        self.config = config
+        self.lm = lm.eval()
+        self.conditioner = conditioner
+        self.codec = codec.eval()
+        self.pattern_provider = get_provider(config.pattern.name, lm.config.num_codebooks, **config.pattern.options)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, device: str | torch.device | None = None,
+                        dtype: str | torch.dtype | None = None) -> MusicGen:
+        """Load this project's checkpoint directory or a Hugging Face MusicGen one (the embedded default when path is None).
+
+        device: "cpu", "cuda", "cuda:1", ... (default: CUDA when available). dtype: the LM's float type
+        (default float32; float16 or bfloat16 on GPU); the text encoder and the codec stay in float32.
+        """
+        device, dtype = _device(device), _dtype(dtype)
+        path = Path(path) if path is not None else DEFAULT_CHECKPOINT
+        if not path.is_dir():
+            hint = " (the embedded default model is not there yet)" if path == DEFAULT_CHECKPOINT else ""
+            raise FileNotFoundError(f"no checkpoint directory at {path}{hint}")
+        if (path / CONFIG_FILE).is_file():
+            model = cls._load_own(path)
+        elif hf.is_hf_layout(path):
+            model = cls._load_hf(path)
+        else:
+            raise FileNotFoundError(
+                f"{path} is neither layout: expected {CONFIG_FILE}, {LM_WEIGHTS}, {CODEC_DIR}/ and {TEXT_ENCODER_DIR}/ "
+                f"(this project), or {hf.HF_CONFIG} and {hf.HF_WEIGHTS} with the tokenizer files (Hugging Face MusicGen)")
+        return model.to(device, dtype)
+
+    @classmethod
+    def _load_own(cls, path: Path) -> MusicGen:
+        for required in (LM_WEIGHTS, CODEC_DIR, TEXT_ENCODER_DIR):
+            if not (path / required).exists():
+                raise FileNotFoundError(f"{path} has {CONFIG_FILE} but no {required}; a checkpoint holds "
+                                        f"{CONFIG_FILE}, {LM_WEIGHTS}, {CODEC_DIR}/ and {TEXT_ENCODER_DIR}/")
+        config = load_config(MusicGenConfig, path / CONFIG_FILE)
+        lm = LM(config.lm)
+        load_weights(lm, load_file(path / LM_WEIGHTS))
+        return cls(config, lm, TextConditioner.from_pretrained(path / TEXT_ENCODER_DIR), Codec.from_pretrained(path / CODEC_DIR))
+
+    @classmethod
+    def _load_hf(cls, path: Path) -> MusicGen:
+        hf_config, state = hf.read_hf_config(path), hf.read_hf_weights(path)
+        lm = hf.lm_from_hf(hf_config, state)
+        codec = codec_from_hf(hf_config.audio_encoder.to_dict(), hf.split_prefix(state, "audio_encoder."))
+        config = MusicGenConfig(lm=lm.config, pattern=PatternConfig("delay"))
+        return cls(config, lm, hf.conditioner_from_hf(hf_config, state, path), codec)
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Write this project's layout (see the module docstring); `from_pretrained(path)` reads it back."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        save_config(self.config, path / CONFIG_FILE)
+        save_file({name: tensor.contiguous() for name, tensor in self.lm.state_dict().items()}, str(path / LM_WEIGHTS))
+        self.codec.save_pretrained(path / CODEC_DIR)
+        self.conditioner.save_pretrained(path / TEXT_ENCODER_DIR)
+
+    def to(self, device: str | torch.device, dtype: torch.dtype = torch.float32) -> MusicGen:
+        self.lm.to(device=device, dtype=dtype)
+        self.conditioner.to(device)
+        self.codec.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.lm.heads[0].weight.device
+
+    @property
+    def sample_rate(self) -> int:
+        return self.codec.sample_rate
+
+    @property
+    def frame_rate(self) -> float:
+        return self.codec.frame_rate
+
+    @property
+    def max_frames(self) -> int:
+        """The most frames one call can generate: the pattern's steps must fit the LM's positions."""
+        one, two = (len(self.pattern_provider.layout(frames)) - 1 for frames in (1, 2))
+        per_frame, fixed = two - one, 2 * one - two
+        return (self.lm.config.max_positions - fixed) // per_frame
+
+    @property
+    def max_duration(self) -> float:
+        return self.max_frames / self.frame_rate
+
+    def generate(self, prompts: list[str], duration: float | None = None, *, use_sampling: bool | None = None,
+                 top_k: int | None = None, top_p: float | None = None, temperature: float | None = None,
+                 cfg_coef: float | None = None, seed: int | None = None, return_codes: bool = False,
+                 progress: bool | Callable[[int, int], None] = False):
+        """Audio for each prompt: wav [B, C, frames * hop] float32 (and codes [B, K, frames] with return_codes).
+
+        An empty prompt is unconditional. Arguments left None take `config.generation`'s values.
+        progress: True for a progress bar, or a callback(step, total) called after every step.
+        """
+        return self._generate(prompts, duration, None, use_sampling, top_k, top_p, temperature, cfg_coef, seed,
+                              return_codes, progress)
+
+    def generate_continuation(self, prompt_wav: torch.Tensor, prompt_sample_rate: int, prompts: list[str] | None = None,
+                              duration: float | None = None, *, use_sampling: bool | None = None, top_k: int | None = None,
+                              top_p: float | None = None, temperature: float | None = None, cfg_coef: float | None = None,
+                              seed: int | None = None, return_codes: bool = False,
+                              progress: bool | Callable[[int, int], None] = False):
+        """Continue prompt_wav [B, C, N] (or [C, N]) to `duration` seconds in all; the output starts with the prompt's frames.
+
+        prompts: one text per clip, or None for unconditional continuation.
+        """
+        prompt_codes = self.codec.encode(self._prompt_audio(prompt_wav, prompt_sample_rate))
+        if prompts is None:
+            prompts = [""] * prompt_codes.shape[0]
+        check_prompts(prompts)
+        if len(prompts) != prompt_codes.shape[0]:
+            raise ValueError(f"got {len(prompts)} prompts for {prompt_codes.shape[0]} audio prompts; expected one each")
+        return self._generate(prompts, duration, prompt_codes, use_sampling, top_k, top_p, temperature, cfg_coef, seed,
+                              return_codes, progress)
+
+    def _generate(self, prompts, duration, prompt_codes, use_sampling, top_k, top_p, temperature, cfg_coef, seed,
+                  return_codes, progress):
+        check_prompts(prompts)
+        defaults = self.config.generation
+        sampling = Sampling(
+            use_sampling=defaults.use_sampling if use_sampling is None else use_sampling,
+            temperature=defaults.temperature if temperature is None else temperature,
+            top_k=defaults.top_k if top_k is None else top_k,
+            top_p=defaults.top_p if top_p is None else top_p,
+            cfg_coef=defaults.cfg_coef if cfg_coef is None else cfg_coef,
+        )
+        frames = self._frames(defaults.duration if duration is None else duration)
+        if prompt_codes is not None and prompt_codes.shape[-1] >= frames:
+            raise ValueError(f"duration ({frames} frames) must be longer than the audio prompt ({prompt_codes.shape[-1]} frames)")
+        condition, mask = self.conditioner(prompts)
+        codes = generate_codes(self.lm, self.pattern_provider.get_pattern(frames), condition.to(self.device),
+                               mask.to(self.device), sampling, prompt=prompt_codes, generator=self._generator(seed),
+                               progress=_progress_callback(progress))
+        wav = self.codec.decode(codes)
+        return (wav, codes) if return_codes else wav
+
+    def _frames(self, duration: float) -> int:
+        if not isinstance(duration, (int, float)) or isinstance(duration, bool) or not math.isfinite(duration) or duration <= 0:
+            raise ValueError(f"duration must be a finite number of seconds > 0, got {duration!r}")
+        frames = round(duration * self.frame_rate)
+        if frames < 1:
+            raise ValueError(f"duration {duration} s is shorter than one frame (1/{self.frame_rate:g} s)")
+        if frames > self.max_frames:
+            raise ValueError(f"duration {duration} s is longer than this model's maximum of {self.max_duration:.2f} s "
+                             f"({self.max_frames} frames with the {self.config.pattern.name} pattern)")
+        return frames
+
+    def _generator(self, seed: int | None) -> torch.Generator | None:
+        if seed is None:
+            return None
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ValueError(f"seed must be an integer or None, got {seed!r}")
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+    def _prompt_audio(self, wav: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """wav [B, C, N] or [C, N] at sample_rate -> [B, codec.channels, N'] at the codec's rate, on the device."""
+        if not isinstance(wav, torch.Tensor) or wav.dim() not in (2, 3) or not wav.is_floating_point():
+            raise ValueError(f"prompt_wav must be a float tensor [B, C, N] or [C, N], got {getattr(wav, 'shape', type(wav))}")
+        if not isinstance(sample_rate, int) or sample_rate < 1:
+            raise ValueError(f"prompt_sample_rate must be a positive integer, got {sample_rate!r}")
+        clips = wav if wav.dim() == 3 else wav[None]
+        clips = [mix_channels(resample(clip.detach().float().cpu(), sample_rate, self.sample_rate), self.codec.channels)
+                 for clip in clips]
+        return torch.stack(clips).to(self.device)
+
+
+def _progress_callback(progress: bool | Callable[[int, int], None]) -> Callable[[int, int], None] | None:
+    if callable(progress):
+        return progress
+    if not progress:
+        return None
+    bar = tqdm(unit="step", desc="generating")
+
+    def update(step: int, total: int) -> None:
+        bar.total = total
+        bar.update(step - bar.n)
+        if step == total:
+            bar.close()
+
+    return update
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"unknown device {device!r}; expected 'cpu', 'cuda' or 'cuda:N'") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} was asked for but CUDA is not available")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {device}; expected 'cpu', 'cuda' or 'cuda:N'")
+    return device
+
+
+def _dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    if dtype in DTYPES.values():
+        return dtype
+    raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")

@@ -1,0 +1,147 @@
+"""Token generation: one loop for every codebook pattern, with a KV cache and classifier-free guidance.
+
+    prefill(steps 0 .. start-1) ─► logits ─► sample ─► column of step `start` ─► decode_one_token ─► ...
+
+The pattern decides which codebooks a step holds: the loop samples all K codebooks every step and
+keeps a sampled token only where the step holds a frame still to generate; prompt frames and empty
+slots (the special token) come from the sequence built from the prompt. With guidance the batch
+runs twice, conditioned rows first and null-conditioned rows after, and each step's logits are
+`uncond + (cond - uncond) * cfg_coef`.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from patterns import Pattern
+
+from .conditioners import null_condition
+from .lm import LM, Memory
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How tokens are drawn. use_sampling=False (or temperature 0) is greedy; top_k=0 and top_p=0 disable those filters."""
+
+    use_sampling: bool = True
+    temperature: float = 1.0
+    top_k: int = 250
+    top_p: float = 0.0
+    cfg_coef: float = 3.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.top_k, int) or isinstance(self.top_k, bool) or self.top_k < 0:
+            raise ValueError(f"top_k must be an integer >= 0, got {self.top_k!r}")
+        if not _is_number(self.top_p) or not 0.0 <= self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in [0, 1], got {self.top_p!r}")
+        if not _is_number(self.temperature) or not math.isfinite(self.temperature) or self.temperature < 0:
+            raise ValueError(f"temperature must be a finite number >= 0, got {self.temperature!r}")
+        if not _is_number(self.cfg_coef) or not math.isfinite(self.cfg_coef):
+            raise ValueError(f"cfg_coef must be a finite number, got {self.cfg_coef!r}")
+
+    @property
+    def guided(self) -> bool:
+        return self.cfg_coef != 1.0
+
+    @property
+    def greedy(self) -> bool:
+        return not self.use_sampling or self.temperature == 0
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def sample_tokens(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None) -> torch.Tensor:
+    """logits [B, K, card] -> tokens [B, K] int64: greedy, or temperature + top-k, then top-p, then a draw."""
+    if sampling.greedy:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / sampling.temperature
+    candidates = None
+    if 0 < sampling.top_k < logits.shape[-1]:
+        logits, candidates = logits.topk(sampling.top_k, dim=-1)
+    probs = torch.softmax(logits, dim=-1)
+    if sampling.top_p > 0:
+        probs, order = probs.sort(dim=-1, descending=True)
+        outside = probs.cumsum(dim=-1) - probs > sampling.top_p
+        probs = probs.masked_fill(outside, 0.0)
+        candidates = order if candidates is None else candidates.gather(-1, order)
+    choice = torch.multinomial(probs.flatten(0, -2), 1, generator=generator).view(*probs.shape[:-1], 1)
+    if candidates is not None:
+        choice = candidates.gather(-1, choice)
+    return choice[..., 0]
+
+
+def guided_logits(lm: LM, tokens: torch.Tensor, positions: torch.Tensor, memory: Memory, cfg_coef: float | None) -> torch.Tensor:
+    """tokens [B, K, S'] -> logits [B, K, card] of the last step; with cfg_coef the LM runs 2B rows (cond, then null)."""
+    if cfg_coef is None:
+        return lm.decode(tokens, positions, memory)
+    cond, uncond = lm.decode(tokens.repeat(2, 1, 1), positions, memory).chunk(2)
+    return uncond + (cond - uncond) * cfg_coef
+
+
+def prefill(lm: LM, tokens: torch.Tensor, memory: Memory, cfg_coef: float | None) -> torch.Tensor:
+    """Run the known steps 0 .. S'-1 in one call: tokens [B, K, S'] -> logits [B, K, card] for step S'."""
+    positions = torch.arange(tokens.shape[-1], device=tokens.device)
+    return guided_logits(lm, tokens, positions, memory, cfg_coef)
+
+
+def decode_one_token(lm: LM, column: torch.Tensor, position: torch.Tensor, memory: Memory, cfg_coef: float | None) -> torch.Tensor:
+    """The hot step: column [B, K, 1] at position [1] -> logits [B, K, card] for the next step."""
+    return guided_logits(lm, column, position, memory, cfg_coef)
+
+
+@torch.inference_mode()
+def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_mask: torch.Tensor, sampling: Sampling,
+                   prompt: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                   progress: ProgressCallback | None = None) -> torch.Tensor:
+    """Generate pattern.timesteps frames.
+
+    condition [B, L, condition_dim], condition_mask [B, L] bool; prompt [B, K, T_p] int64 codes kept as the
+    first T_p frames (T_p < T). Returns codes [B, K, T] int64. progress(done, total) is called after each step.
+    """
+    batch, special = condition.shape[0], lm.special_token
+    device = lm.heads[0].weight.device
+    codes = torch.full((batch, pattern.n_q, pattern.timesteps), special, dtype=torch.long, device=device)
+    prompt_frames = _place_prompt(codes, prompt)
+    sequence, valid = pattern.build_sequence(codes, special)
+    to_generate = valid & (pattern.frame_at.to(device) >= prompt_frames)
+    start = pattern.first_step_with_timestep(prompt_frames) if prompt_frames else 1
+    total = sequence.shape[-1]
+
+    cfg_coef = sampling.cfg_coef if sampling.guided else None
+    if cfg_coef is not None:
+        null, null_mask = null_condition(condition, condition_mask)
+        condition, condition_mask = torch.cat([condition, null]), torch.cat([condition_mask, null_mask])
+    positions = torch.arange(total, device=device)
+    lm.setup_caches(condition.shape[0], total - 1)
+    try:
+        memory = lm.memory(condition, condition_mask)
+        logits = prefill(lm, sequence[..., :start], memory, cfg_coef)
+        for step in range(start, total):
+            tokens = sample_tokens(logits, sampling, generator)
+            sequence[..., step] = torch.where(to_generate[:, step], tokens, sequence[..., step])
+            if step + 1 < total:
+                logits = decode_one_token(lm, sequence[..., step:step + 1], positions[step:step + 1], memory, cfg_coef)
+            if progress is not None:
+                progress(step - start + 1, total - start)
+    finally:
+        lm.clear_caches()
+    return pattern.revert_sequence(sequence, special)[0]
+
+
+def _place_prompt(codes: torch.Tensor, prompt: torch.Tensor | None) -> int:
+    """Copy prompt [B, K, T_p] into the first frames of codes [B, K, T]; return T_p."""
+    if prompt is None:
+        return 0
+    batch, num_codebooks, timesteps = codes.shape
+    if prompt.dim() != 3 or prompt.shape[:2] != (batch, num_codebooks) or not 0 < prompt.shape[-1] < timesteps:
+        raise ValueError(f"prompt codes must be [B={batch}, K={num_codebooks}, T_p] with 0 < T_p < {timesteps}, "
+                         f"got {tuple(prompt.shape)}")
+    codes[..., :prompt.shape[-1]] = prompt
+    return prompt.shape[-1]

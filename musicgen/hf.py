@@ -1,0 +1,143 @@
+"""Hugging Face MusicGen layout -> this project's modules, translated at load time.
+
+A directory in the layout of facebook/musicgen-small holds `config.json` (a MusicgenConfig with
+`text_encoder`, `audio_encoder` and `decoder` sections), `model.safetensors` (or shards listed in
+`model.safetensors.index.json`) with `text_encoder.*`, `audio_encoder.*`, `enc_to_dec_proj.*` and
+`decoder.*` weights, and the T5 tokenizer files. The decoder maps onto `LM` like this:
+
+    decoder.model.decoder.embed_tokens.{k}           -> embeddings.{k}
+    decoder.model.decoder.layers.{i}.self_attn.{q,k,v}_proj -> layers.{i}.self_attention.qkv (stacked)
+    decoder.model.decoder.layers.{i}.self_attn.out_proj     -> layers.{i}.self_attention.out
+    decoder.model.decoder.layers.{i}.encoder_attn.q_proj    -> layers.{i}.cross_attention.query
+    decoder.model.decoder.layers.{i}.encoder_attn.{k,v}_proj -> layers.{i}.cross_attention.key_value (stacked)
+    decoder.model.decoder.layers.{i}.encoder_attn.out_proj  -> layers.{i}.cross_attention.out
+    decoder.model.decoder.layers.{i}.fc1 / fc2              -> layers.{i}.feed_forward.up / down
+    decoder.model.decoder.layers.{i}.{self_attn,encoder_attn,final}_layer_norm -> {self_attention,cross_attention,feed_forward}_norm
+    decoder.model.decoder.layer_norm                 -> norm
+    decoder.lm_heads.{k}                             -> heads.{k}
+    enc_to_dec_proj                                  -> condition_projection (identity when absent)
+
+MusicGen's codebooks are laid out with the delay pattern, delays 0, 1, ..., K-1.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from transformers import AutoTokenizer, MusicgenConfig, T5EncoderModel
+
+from .conditioners import TextConditioner
+from .lm import ACTIVATIONS, LM, LMConfig
+
+HF_CONFIG = "config.json"
+HF_WEIGHTS = "model.safetensors"
+HF_WEIGHTS_INDEX = "model.safetensors.index.json"
+DECODER = "decoder.model.decoder."
+
+
+def is_hf_layout(path: Path) -> bool:
+    return (path / HF_CONFIG).is_file() and ((path / HF_WEIGHTS).is_file() or (path / HF_WEIGHTS_INDEX).is_file())
+
+
+def read_hf_config(path: Path) -> MusicgenConfig:
+    """The full MusicgenConfig (defaults filled in) of an HF MusicGen directory."""
+    data = json.loads((path / HF_CONFIG).read_text())
+    if data.get("model_type") != "musicgen":
+        raise ValueError(f"{path / HF_CONFIG} is not a MusicGen config (model_type={data.get('model_type')!r}, expected 'musicgen')")
+    return MusicgenConfig.from_dict(data)
+
+
+def read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of model.safetensors, or of the shards its index lists."""
+    if (path / HF_WEIGHTS).is_file():
+        return load_file(path / HF_WEIGHTS)
+    shards = sorted(set(json.loads((path / HF_WEIGHTS_INDEX).read_text())["weight_map"].values()))
+    state: dict[str, torch.Tensor] = {}
+    for shard in shards:
+        state.update(load_file(path / shard))
+    return state
+
+
+def split_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries under `prefix`, with the prefix removed."""
+    return {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+
+
+def lm_config_from_hf(config: MusicgenConfig) -> LMConfig:
+    decoder = config.decoder
+    if decoder.audio_channels != 1:
+        raise ValueError(f"only mono MusicGen is supported; this model has audio_channels={decoder.audio_channels}")
+    if decoder.scale_embedding:
+        raise ValueError("MusicGen decoders with scale_embedding=True are not supported")
+    if decoder.activation_function not in ACTIVATIONS:
+        raise ValueError(f"unsupported decoder activation {decoder.activation_function!r}; expected one of {sorted(ACTIVATIONS)}")
+    for name in ("pad_token_id", "bos_token_id"):
+        if getattr(decoder, name) != decoder.vocab_size:
+            raise ValueError(f"decoder.{name} must be the special token {decoder.vocab_size} (= vocab_size), "
+                             f"got {getattr(decoder, name)}")
+    return LMConfig(num_codebooks=decoder.num_codebooks, card=decoder.vocab_size, dim=decoder.hidden_size,
+                    num_heads=decoder.num_attention_heads, num_layers=decoder.num_hidden_layers, ffn_dim=decoder.ffn_dim,
+                    condition_dim=config.text_encoder.d_model, max_positions=decoder.max_position_embeddings,
+                    activation=decoder.activation_function)
+
+
+def lm_state_from_hf(state: dict[str, torch.Tensor], config: LMConfig) -> dict[str, torch.Tensor]:
+    """HF decoder + enc_to_dec_proj tensors -> an `LM` state dict."""
+    decoder = split_prefix(state, DECODER)
+    ours = {"norm.weight": decoder["layer_norm.weight"], "norm.bias": decoder["layer_norm.bias"]}
+    for k in range(config.num_codebooks):
+        ours[f"embeddings.{k}.weight"] = decoder[f"embed_tokens.{k}.weight"]
+        ours[f"heads.{k}.weight"] = state[f"decoder.lm_heads.{k}.weight"]
+    for i in range(config.num_layers):
+        ours.update(_layer_from_hf(split_prefix(decoder, f"layers.{i}."), f"layers.{i}."))
+    if "enc_to_dec_proj.weight" in state:
+        ours["condition_projection.weight"] = state["enc_to_dec_proj.weight"]
+        ours["condition_projection.bias"] = state["enc_to_dec_proj.bias"]
+    else:
+        ours["condition_projection.weight"] = torch.eye(config.dim)
+        ours["condition_projection.bias"] = torch.zeros(config.dim)
+    return ours
+
+
+def _layer_from_hf(layer: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    self_attn = split_prefix(layer, "self_attn.")
+    cross_attn = split_prefix(layer, "encoder_attn.")
+    ours = {
+        "self_attention.qkv.weight": torch.cat([self_attn[f"{name}_proj.weight"] for name in "qkv"]),
+        "self_attention.out.weight": self_attn["out_proj.weight"],
+        "cross_attention.query.weight": cross_attn["q_proj.weight"],
+        "cross_attention.key_value.weight": torch.cat([cross_attn["k_proj.weight"], cross_attn["v_proj.weight"]]),
+        "cross_attention.out.weight": cross_attn["out_proj.weight"],
+        "feed_forward.up.weight": layer["fc1.weight"],
+        "feed_forward.down.weight": layer["fc2.weight"],
+    }
+    for hf_norm, our_norm in (("self_attn_layer_norm", "self_attention_norm"),
+                              ("encoder_attn_layer_norm", "cross_attention_norm"),
+                              ("final_layer_norm", "feed_forward_norm")):
+        for name in ("weight", "bias"):
+            ours[f"{our_norm}.{name}"] = layer[f"{hf_norm}.{name}"]
+    return {prefix + key: value for key, value in ours.items()}
+
+
+def lm_from_hf(config: MusicgenConfig, state: dict[str, torch.Tensor]) -> LM:
+    lm_config = lm_config_from_hf(config)
+    lm = LM(lm_config)
+    lm.load_state_dict(lm_state_from_hf(state, lm_config))
+    return lm.eval()
+
+
+def conditioner_from_hf(config: MusicgenConfig, state: dict[str, torch.Tensor], path: Path) -> TextConditioner:
+    """The T5 encoder from the `text_encoder.*` weights and the tokenizer files at the top of `path`."""
+    encoder = T5EncoderModel(config.text_encoder)
+    missing, unexpected = encoder.load_state_dict(split_prefix(state, "text_encoder."), strict=False)
+    tied = {"encoder.embed_tokens.weight"} if encoder.encoder.embed_tokens.weight is encoder.shared.weight else set()
+    if set(missing) - tied or unexpected:
+        raise ValueError(f"text_encoder weights in {path} do not match T5: missing {sorted(set(missing) - tied)}, "
+                         f"unexpected {sorted(unexpected)}")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} must hold the T5 tokenizer files (tokenizer.json or spiece.model, tokenizer_config.json)") from error
+    return TextConditioner(encoder, tokenizer)

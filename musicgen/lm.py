@@ -1,0 +1,282 @@
+"""The MusicGen LM: a pre-norm Transformer decoder over K summed codebook streams, cross-attending to text.
+
+    sequence [B, K, S] ─► sum of K token embeddings + sinusoidal positions ─► N × Block ─► norm ─► K heads
+    Block: x + SelfAttention(norm(x)) ─► x + CrossAttention(norm(x), condition) ─► x + FeedForward(norm(x))
+
+`LM.forward` scores a whole sequence at once (teacher forcing). Generation instead calls
+`setup_caches` once, then `decode` with a few steps at a time: every self-attention layer writes
+its keys and values into a preallocated `KVCache` and attends over it through a causal mask, so
+shapes stay fixed from step to step. The condition's cross-attention keys and values are computed
+once per call by `memory` and passed to every `decode`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ATTENTION_BACKENDS = ("sdpa", "xformers")
+ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}
+
+
+@dataclass
+class LMConfig:
+    """Sizes of the LM. `card` codes per codebook; the embeddings hold one more entry, the special token `card`."""
+
+    num_codebooks: int = 4
+    card: int = 2048
+    dim: int = 1024
+    num_heads: int = 16
+    num_layers: int = 24
+    ffn_dim: int = 4096
+    condition_dim: int = 768
+    max_positions: int = 2048
+    activation: str = "gelu"
+    dropout: float = 0.0
+    attention_backend: str = "sdpa"
+
+    def __post_init__(self) -> None:
+        for name in ("num_codebooks", "card", "dim", "num_heads", "num_layers", "ffn_dim", "condition_dim", "max_positions"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"lm.{name} must be an integer >= 1, got {value!r}")
+        if self.dim % self.num_heads:
+            raise ValueError(f"lm.dim ({self.dim}) must be divisible by lm.num_heads ({self.num_heads})")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"lm.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.attention_backend not in ATTENTION_BACKENDS:
+            raise ValueError(f"lm.attention_backend must be one of {ATTENTION_BACKENDS}, got {self.attention_backend!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"lm.dropout must be in [0, 1), got {self.dropout!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.num_heads
+
+
+def sinusoidal_positions(num_positions: int, dim: int) -> torch.Tensor:
+    """[num_positions, dim] table: cosines then sines of position · 10000^(-i / (dim/2 - 1)), as in MusicGen."""
+    half = dim // 2
+    frequencies = torch.exp(torch.arange(half, dtype=torch.float32) * -(math.log(10000) / (half - 1)))
+    angles = torch.arange(num_positions, dtype=torch.float32)[:, None] * frequencies[None, :]
+    table = torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
+    if dim % 2:
+        table = torch.cat([table, torch.zeros(num_positions, 1)], dim=1)
+    return table
+
+
+def attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None,
+           causal: bool, backend: str, dropout: float) -> torch.Tensor:
+    """Scaled dot-product attention on [B, H, S, head_dim] tensors; mask is bool (True = attend), broadcast to [B, H, S, S_kv]."""
+    if backend == "xformers":
+        return _attend_xformers(query, keys, values, mask, causal, dropout)
+    return F.scaled_dot_product_attention(query, keys, values, attn_mask=mask, is_causal=causal, dropout_p=dropout)
+
+
+def _attend_xformers(query, keys, values, mask, causal, dropout):
+    try:
+        from xformers.ops import LowerTriangularMask, memory_efficient_attention
+    except ImportError as error:
+        raise ValueError("lm.attention_backend='xformers' needs the xformers package (pip install xformers)") from error
+    bias = None
+    if causal:
+        bias = LowerTriangularMask()
+    elif mask is not None:
+        shape = (query.shape[0], query.shape[1], query.shape[2], keys.shape[2])
+        bias = torch.zeros(shape, dtype=query.dtype, device=query.device).masked_fill(~mask.expand(shape), float("-inf"))
+    output = memory_efficient_attention(query.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2),
+                                        attn_bias=bias, p=dropout)
+    return output.transpose(1, 2)
+
+
+class KVCache(nn.Module):
+    """Preallocated self-attention keys and values [B, H, max_steps, head_dim], written in place."""
+
+    def __init__(self, batch: int, num_heads: int, max_steps: int, head_dim: int, dtype: torch.dtype, device) -> None:
+        super().__init__()
+        shape = (batch, num_heads, max_steps, head_dim)
+        self.register_buffer("keys", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        self.register_buffer("values", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+
+    def update(self, positions: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write keys/values [B, H, S', head_dim] at positions [S']; return the whole cache."""
+        self.keys.index_copy_(2, positions, keys)
+        self.values.index_copy_(2, positions, values)
+        return self.keys, self.values
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, config: LMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.qkv = nn.Linear(config.dim, 3 * config.dim, bias=False)
+        self.out = nn.Linear(config.dim, config.dim, bias=False)
+        self.kv_cache: KVCache | None = None
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """x [B, S, D] -> [B, S, D]; causal over x alone, or over the cache when one is set up."""
+        batch, steps, _ = x.shape
+        query, keys, values = self.qkv(x).view(batch, steps, 3, self.config.num_heads, -1).permute(2, 0, 3, 1, 4)
+        if self.kv_cache is not None:
+            keys, values = self.kv_cache.update(positions, keys, values)
+        dropout = self.config.dropout if self.training else 0.0
+        causal = self.kv_cache is None
+        output = attend(query, keys, values, None if causal else mask, causal, self.config.attention_backend, dropout)
+        return self.out(output.transpose(1, 2).reshape(batch, steps, -1))
+
+
+class CrossAttention(nn.Module):
+    def __init__(self, config: LMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.query = nn.Linear(config.dim, config.dim, bias=False)
+        self.key_value = nn.Linear(config.dim, 2 * config.dim, bias=False)
+        self.out = nn.Linear(config.dim, config.dim, bias=False)
+
+    def keys_values(self, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """condition [B, L, D] -> keys, values [B, H, L, head_dim]."""
+        batch, length, _ = condition.shape
+        keys, values = self.key_value(condition).view(batch, length, 2, self.config.num_heads, -1).permute(2, 0, 3, 1, 4)
+        return keys, values
+
+    def forward(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x [B, S, D] attends to the condition's keys/values; mask [B, 1, 1, L] bool.
+
+        A row with no condition at all (the null condition) attends to nothing and gets zeros.
+        """
+        batch, steps, _ = x.shape
+        query = self.query(x).view(batch, steps, self.config.num_heads, -1).transpose(1, 2)
+        dropout = self.config.dropout if self.training else 0.0
+        output = attend(query, keys, values, mask, False, self.config.attention_backend, dropout)
+        return self.out(output.transpose(1, 2).reshape(batch, steps, -1))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, config: LMConfig) -> None:
+        super().__init__()
+        self.up = nn.Linear(config.dim, config.ffn_dim, bias=False)
+        self.down = nn.Linear(config.ffn_dim, config.dim, bias=False)
+        self.activation = ACTIVATIONS[config.activation]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(self.activation(self.up(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, config: LMConfig) -> None:
+        super().__init__()
+        self.dropout = config.dropout
+        self.self_attention_norm = nn.LayerNorm(config.dim)
+        self.self_attention = SelfAttention(config)
+        self.cross_attention_norm = nn.LayerNorm(config.dim)
+        self.cross_attention = CrossAttention(config)
+        self.feed_forward_norm = nn.LayerNorm(config.dim)
+        self.feed_forward = FeedForward(config)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor, self_mask: torch.Tensor | None,
+                memory: tuple[torch.Tensor, torch.Tensor], memory_mask: torch.Tensor) -> torch.Tensor:
+        x = x + self._drop(self.self_attention(self.self_attention_norm(x), positions, self_mask))
+        x = x + self._drop(self.cross_attention(self.cross_attention_norm(x), *memory, memory_mask))
+        return x + self._drop(self.feed_forward(self.feed_forward_norm(x)))
+
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, self.dropout, self.training) if self.dropout else x
+
+
+@dataclass
+class Memory:
+    """What every step cross-attends to: per-layer keys/values [B, H, L, head_dim] and the mask [B, 1, 1, L]."""
+
+    keys_values: list[tuple[torch.Tensor, torch.Tensor]]
+    mask: torch.Tensor
+
+
+class LM(nn.Module):
+    def __init__(self, config: LMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.condition_projection = nn.Linear(config.condition_dim, config.dim)
+        self.embeddings = nn.ModuleList(nn.Embedding(config.card + 1, config.dim) for _ in range(config.num_codebooks))
+        self.register_buffer("positional", sinusoidal_positions(config.max_positions, config.dim), persistent=False)
+        self.layers = nn.ModuleList(Block(config) for _ in range(config.num_layers))
+        self.norm = nn.LayerNorm(config.dim)
+        self.heads = nn.ModuleList(nn.Linear(config.dim, config.card, bias=False) for _ in range(config.num_codebooks))
+        self.causal_mask: torch.Tensor | None = None
+        self.apply(_init_weights)
+
+    @property
+    def special_token(self) -> int:
+        return self.config.card
+
+    def forward(self, sequence: torch.Tensor, condition: torch.Tensor, condition_mask: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing. sequence [B, K, S] int64, condition [B, L, condition_dim], condition_mask [B, L] bool
+        -> logits [B, K, S, card]; the logits at step s predict the tokens of step s + 1."""
+        if self.causal_mask is not None:
+            raise RuntimeError("forward runs without caches; call clear_caches() after generation")
+        if sequence.shape[-1] > self.config.max_positions:
+            raise ValueError(f"the LM has {self.config.max_positions} positions; got a sequence of {sequence.shape[-1]} steps")
+        positions = torch.arange(sequence.shape[-1], device=sequence.device)
+        hidden = self._run(sequence, positions, None, self.memory(condition, condition_mask))
+        return self._logits(hidden)
+
+    def memory(self, condition: torch.Tensor, condition_mask: torch.Tensor) -> Memory:
+        """Project the condition and compute every layer's cross-attention keys/values once.
+
+        condition [B, L, condition_dim], condition_mask [B, L] bool (False = padding or no condition).
+        """
+        if condition.dim() != 3 or condition.shape[-1] != self.config.condition_dim:
+            raise ValueError(f"condition must be [B, L, {self.config.condition_dim}], got {tuple(condition.shape)}")
+        if condition_mask.shape != condition.shape[:2]:
+            raise ValueError(f"condition_mask must be {tuple(condition.shape[:2])}, got {tuple(condition_mask.shape)}")
+        dtype = self.condition_projection.weight.dtype
+        projected = self.condition_projection(condition.to(dtype)) * condition_mask[..., None].to(dtype)
+        keys_values = [layer.cross_attention.keys_values(projected) for layer in self.layers]
+        return Memory(keys_values, condition_mask.bool()[:, None, None, :])
+
+    def setup_caches(self, batch: int, max_steps: int) -> None:
+        """Allocate a KVCache of max_steps positions in every layer; `decode` then runs step by step."""
+        if not 1 <= max_steps <= self.config.max_positions:
+            raise ValueError(f"max_steps must be in [1, {self.config.max_positions}], got {max_steps}")
+        weight = self.heads[0].weight
+        for layer in self.layers:
+            layer.self_attention.kv_cache = KVCache(batch, self.config.num_heads, max_steps, self.config.head_dim,
+                                                    weight.dtype, weight.device)
+        self.causal_mask = torch.ones(max_steps, max_steps, dtype=torch.bool, device=weight.device).tril()
+
+    def clear_caches(self) -> None:
+        for layer in self.layers:
+            layer.self_attention.kv_cache = None
+        self.causal_mask = None
+
+    def decode(self, tokens: torch.Tensor, positions: torch.Tensor, memory: Memory) -> torch.Tensor:
+        """With caches set up: tokens [B, K, S'] at positions [S'] -> logits [B, K, card] of the last one."""
+        if self.causal_mask is None:
+            raise RuntimeError("call setup_caches(batch, max_steps) before decode")
+        mask = self.causal_mask[positions]
+        hidden = self._run(tokens, positions, mask, memory)
+        return self._logits(hidden[:, -1:])[:, :, 0]
+
+    def _run(self, tokens: torch.Tensor, positions: torch.Tensor, self_mask: torch.Tensor | None, memory: Memory) -> torch.Tensor:
+        if tokens.dim() != 3 or tokens.shape[1] != self.config.num_codebooks:
+            raise ValueError(f"tokens must be [B, K={self.config.num_codebooks}, S], got {tuple(tokens.shape)}")
+        x = sum(embedding(tokens[:, k]) for k, embedding in enumerate(self.embeddings))
+        x = x + self.positional[positions].to(x.dtype)
+        if self.config.dropout and self.training:
+            x = F.dropout(x, self.config.dropout, True)
+        for layer, keys_values in zip(self.layers, memory.keys_values):
+            x = layer(x, positions, self_mask, keys_values, memory.mask)
+        return self.norm(x)
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden [B, S, D] -> [B, K, S, card]."""
+        return torch.stack([head(hidden) for head in self.heads], dim=1)
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
