@@ -1,4 +1,4 @@
-"""Text conditioning: a frozen T5 encoder and its tokenizer turn prompts into a condition the LM attends to.
+"""Text conditioning: a T5 encoder (frozen by default) and its tokenizer turn prompts into a condition the LM attends to.
 
     prompts ─► tokenizer (padded) ─► T5 encoder ─► condition [B, L, D_t5], mask [B, L]
 
@@ -16,12 +16,19 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5EncoderModel
 
 
 class TextConditioner(nn.Module):
-    """Frozen T5 encoder + tokenizer. It stays in eval mode and never takes gradients."""
+    """T5 encoder + tokenizer. Frozen (eval mode, no gradients) unless `set_trainable(True)` for joint training."""
 
     def __init__(self, encoder: T5EncoderModel, tokenizer: PreTrainedTokenizerBase) -> None:
         super().__init__()
-        self.encoder = encoder.eval().requires_grad_(False)
+        self.encoder = encoder
         self.tokenizer = tokenizer
+        self.set_trainable(False)
+
+    def set_trainable(self, trainable: bool) -> TextConditioner:
+        """trainable=True: the encoder takes gradients and follows train()/eval() (T5 dropout) like the LM."""
+        self.trainable = trainable
+        self.encoder.requires_grad_(trainable)
+        return self.train(self.training)
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> TextConditioner:
@@ -42,16 +49,16 @@ class TextConditioner(nn.Module):
         return self.encoder.config.d_model
 
     def train(self, mode: bool = True) -> TextConditioner:
-        """The encoder is frozen: it stays in eval mode (no dropout) whatever the parent's mode."""
-        return super().train(False)
+        """A frozen encoder stays in eval mode (no dropout) whatever the parent's mode."""
+        return super().train(mode and self.trainable)
 
-    @torch.no_grad()
     def forward(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """prompts (B strings) -> condition [B, L, D_t5] float, mask [B, L] bool (False: padding or empty prompt)."""
         check_prompts(prompts)
         device = self.encoder.device
         tokens = self.tokenizer(prompts, padding=True, return_tensors="pt").to(device)
-        condition = self.encoder(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask).last_hidden_state
+        with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
+            condition = self.encoder(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask).last_hidden_state
         mask = tokens.attention_mask.bool()
         empty = torch.tensor([prompt == "" for prompt in prompts], device=device)
         return condition, mask & ~empty[:, None]
