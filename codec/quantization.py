@@ -51,11 +51,12 @@ def nearest_code(vectors: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
 
 
 def code_statistics(vectors: torch.Tensor, codes: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """How many vectors chose each code, counts [K], and their sum, sums [K, D], over all ranks."""
-    stats = torch.zeros(bins, vectors.shape[1] + 1, dtype=vectors.dtype, device=vectors.device)
-    stats[:, :-1].index_add_(0, codes, vectors)
-    stats[:, -1] = torch.bincount(codes, minlength=bins).to(vectors.dtype)
-    all_reduce_sum(stats)
+    """How many vectors chose each code, counts [K], and their sum, sums [K, D], over all ranks.
+    Summed in float64, so the float32 results do not depend on how the batch is split over ranks."""
+    stats = torch.zeros(bins, vectors.shape[1] + 1, dtype=torch.float64, device=vectors.device)
+    stats[:, :-1].index_add_(0, codes, vectors.double())
+    stats[:, -1] = torch.bincount(codes, minlength=bins)
+    stats = all_reduce_sum(stats).to(vectors.dtype)
     return stats[:, -1], stats[:, :-1]
 
 

@@ -1,0 +1,158 @@
+"""The Codec API: shapes, variable bitrate, save/load, causality, bad input, a tiny codec that learns."""
+import pytest
+import torch
+import yaml
+
+from codec import Codec, CodecConfig
+
+
+def tiny_config(**overrides) -> CodecConfig:
+    values = dict(sample_rate=8000, channels=1, dimension=16, n_filters=4, ratios=[4, 2], lstm_layers=1,
+                  n_q=3, bins=32, kmeans_iters=3)
+    return CodecConfig(**{**values, **overrides})
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(),
+    dict(causal=True, conv_shortcut=True, lstm_layers=0),
+    dict(channels=2, ratios=[5, 3, 2], n_residual_layers=2, norm="none", pad_mode="constant"),
+])
+def test_shapes_and_properties(overrides):
+    codec = Codec(tiny_config(**overrides))
+    hop = codec.hop_length
+    assert hop == torch.tensor(codec.config.ratios).prod().item()
+    assert codec.frame_rate == codec.sample_rate / hop
+    assert (codec.num_codebooks, codec.cardinality) == (3, 32)
+    wav = torch.randn(2, codec.channels, 5 * hop + 1)
+    out = codec.train()(wav)
+    assert out.audio.shape == (2, codec.channels, 6 * hop)
+    assert out.codes.shape == (2, 3, 6) and out.codes.dtype == torch.int64
+    assert out.commitment_loss.dim() == 0
+    assert {"usage/2", "perplexity/2", "bits/2"} <= set(out.metrics)
+    codec.eval()
+    codes = codec.encode(wav)
+    assert codes.shape == (2, 3, 6) and codes.dtype == torch.int64
+    assert ((0 <= codes) & (codes < 32)).all()
+    assert codec.decode(codes).shape == (2, codec.channels, 6 * hop)
+
+
+def test_set_num_codebooks_gives_a_prefix_of_the_codes():
+    codec = Codec(tiny_config()).eval()
+    wav = torch.randn(1, 1, 400)
+    all_codes = codec.encode(wav)
+    codec.set_num_codebooks(2)
+    codes = codec.encode(wav)
+    assert torch.equal(codes, all_codes[:, :2])
+    assert codec.decode(codes).shape == (1, 1, 400)
+    assert codec(wav).codes.shape[1] == 2
+    for k in (0, 4):
+        with pytest.raises(ValueError, match=r"num_codebooks must be in \[1, 3\]"):
+            codec.set_num_codebooks(k)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    codec = Codec(tiny_config(causal=True)).train()
+    codec(torch.randn(2, 1, 800))  # k-means start and one EMA step: buffers are no longer the defaults
+    codec.save_pretrained(tmp_path)
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["causal"] is True
+    loaded = Codec.from_pretrained(tmp_path).eval()
+    codec.eval()
+    wav = torch.randn(1, 1, 321)
+    assert torch.equal(loaded.encode(wav), codec.encode(wav))
+    assert torch.equal(loaded.decode(codec.encode(wav)), codec.decode(codec.encode(wav)))
+    for name, tensor in codec.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+
+
+def test_folded_weight_norm_saves_and_loads(tmp_path):
+    codec = Codec(tiny_config()).eval()
+    wav = torch.randn(1, 1, 160)
+    codes = codec.encode(wav)
+    audio = codec.decode(codes)
+    codec.remove_weight_norm().save_pretrained(tmp_path)
+    loaded = Codec.from_pretrained(tmp_path).eval()
+    assert loaded.config.norm == "none"
+    assert torch.equal(loaded.encode(wav), codes)
+    assert (loaded.decode(codes) - audio).abs().max() < 1e-5
+
+
+def test_checkpoint_that_does_not_match_its_config_names_the_tensor(tmp_path):
+    Codec(tiny_config()).save_pretrained(tmp_path)
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    config["n_filters"] = 8
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError, match=r"tensor 'decoder\.layers\.0\.conv\.bias' has shape \(16,\).*\(32,\)"):
+        Codec.from_pretrained(tmp_path)
+    config["n_filters"], config["n_q"] = 4, 4
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError, match=r"missing tensor 'quantizer\.levels\.3\.cluster_size'"):
+        Codec.from_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        Codec.from_pretrained(tmp_path / "nowhere")
+
+
+def test_causal_codes_do_not_depend_on_the_future():
+    codec = Codec(tiny_config(causal=True)).eval()
+    wav = torch.randn(1, 1, 20 * codec.hop_length)
+    prefix = wav[..., : 12 * codec.hop_length]
+    assert torch.equal(codec.encode(prefix), codec.encode(wav)[..., :12])
+    centred = Codec(tiny_config(causal=False)).eval()
+    assert not torch.equal(centred.encode(prefix), centred.encode(wav)[..., :12])
+
+
+@pytest.mark.parametrize("wav, message", [
+    (torch.randn(2, 2, 100), r"expected wav \[B, 1, N\]"),
+    (torch.randn(100), r"expected wav \[B, 1, N\]"),
+    (torch.randn(1, 1, 7), "at least one hop"),
+    (torch.full((1, 1, 100), float("nan")), "finite"),
+    (torch.ones(1, 1, 100, dtype=torch.int16), "float"),
+])
+def test_bad_audio_is_refused(wav, message):
+    codec = Codec(tiny_config())
+    with pytest.raises(ValueError, match=message):
+        codec.encode(wav)
+    with pytest.raises(ValueError, match=message):
+        codec(wav)
+
+
+@pytest.mark.parametrize("codes, message", [
+    (torch.full((1, 3, 5), 32), r"codes in \[0, 32\)"),
+    (torch.full((1, 3, 5), -1), r"codes in \[0, 32\)"),
+    (torch.zeros(1, 2, 5, dtype=torch.long), r"codes \[B, 3, T\]"),
+    (torch.zeros(3, 5, dtype=torch.long), r"codes \[B, 3, T\]"),
+    (torch.zeros(1, 3, 5), "integer"),
+])
+def test_bad_codes_are_refused(codes, message):
+    with pytest.raises(ValueError, match=message):
+        Codec(tiny_config()).decode(codes)
+
+
+def test_tiny_codec_learns_to_reconstruct():
+    torch.manual_seed(0)
+    codec = Codec(tiny_config(n_filters=8, bins=64, n_q=2)).train()
+    optimizer = torch.optim.Adam(codec.parameters(), lr=5e-3)
+    time = torch.arange(512) / 8000
+
+    def batch(seed):
+        generator = torch.Generator().manual_seed(seed)
+        frequency = 100 + 700 * torch.rand(4, 1, 1, generator=generator)
+        return 0.5 * torch.sin(2 * torch.pi * frequency * time)
+
+    def reconstruction_error(wav):
+        codec.eval()
+        error = (codec.decode(codec.encode(wav)) - wav).abs().mean().item()
+        codec.train()
+        return error
+
+    held_out = batch(10_000)
+    before = reconstruction_error(held_out)
+    for step in range(100):
+        wav = batch(step)
+        out = codec(wav)
+        loss = (out.audio - wav).abs().mean() + out.commitment_loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = reconstruction_error(held_out)
+    silence = held_out.abs().mean().item()
+    assert after < 0.4 * min(before, silence), f"L1 error {before:.4f} -> {after:.4f} (silence: {silence:.4f})"
