@@ -1,0 +1,116 @@
+"""The LM: cached decoding equals the full forward, causality, condition masking, config checks."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from musicgen.lm import LM, LMConfig, sinusoidal_positions
+
+CONFIG = dict(num_codebooks=3, card=16, dim=32, num_heads=4, num_layers=2, ffn_dim=64, condition_dim=24, max_positions=64)
+
+
+def tiny_lm(**overrides) -> LM:
+    torch.manual_seed(0)
+    return LM(LMConfig(**{**CONFIG, **overrides})).eval()
+
+
+def condition_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """Two rows: a full condition of 5 positions and one padded after 2."""
+    condition = torch.randn(2, 5, CONFIG["condition_dim"])
+    mask = torch.tensor([[True] * 5, [True, True, False, False, False]])
+    return condition, mask
+
+
+def test_forward_shapes():
+    lm = tiny_lm()
+    sequence = torch.randint(0, 17, (2, 3, 7))
+    logits = lm(sequence, *condition_batch())
+    assert logits.shape == (2, 3, 7, 16)
+
+
+def test_cached_decode_matches_full_forward():
+    lm = tiny_lm()
+    sequence = torch.randint(0, 17, (2, 3, 12))
+    condition, mask = condition_batch()
+    with torch.no_grad():
+        expected = lm(sequence, condition, mask)
+        lm.setup_caches(batch=2, max_steps=12)
+        memory = lm.memory(condition, mask)
+        steps = [lm.decode(sequence[..., :5], torch.arange(5), memory)]
+        for step in range(5, 12):
+            steps.append(lm.decode(sequence[..., step:step + 1], torch.tensor([step]), memory))
+        lm.clear_caches()
+    assert torch.allclose(torch.stack(steps, dim=2), expected[:, :, 4:], atol=1e-5)
+
+
+def test_future_tokens_do_not_change_past_logits():
+    lm = tiny_lm()
+    sequence = torch.randint(0, 17, (2, 3, 10))
+    changed = sequence.clone()
+    changed[..., 6:] = (changed[..., 6:] + 1) % 17
+    condition, mask = condition_batch()
+    with torch.no_grad():
+        before, after = lm(sequence, condition, mask), lm(changed, condition, mask)
+    assert torch.allclose(before[:, :, :6], after[:, :, :6], atol=1e-6)
+    assert not torch.allclose(before[:, :, 6:], after[:, :, 6:])
+
+
+def test_padded_condition_positions_are_ignored():
+    lm = tiny_lm()
+    sequence = torch.randint(0, 17, (2, 3, 6))
+    condition, mask = condition_batch()
+    other = condition.clone()
+    other[1, 2:] = torch.randn(3, CONFIG["condition_dim"])
+    with torch.no_grad():
+        assert torch.allclose(lm(sequence, condition, mask), lm(sequence, other, mask), atol=1e-6)
+        other[1, :2] += 1.0
+        assert not torch.allclose(lm(sequence, condition, mask)[1], lm(sequence, other, mask)[1])
+
+
+def test_null_condition_ignores_condition_values():
+    lm = tiny_lm()
+    sequence = torch.randint(0, 17, (2, 3, 6))
+    condition, _ = condition_batch()
+    nothing = torch.zeros(2, 5, dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.allclose(lm(sequence, condition, nothing), lm(sequence, torch.zeros_like(condition), nothing))
+
+
+def test_gradients_reach_every_trainable_weight():
+    lm = tiny_lm().train()
+    logits = lm(torch.randint(0, 17, (2, 3, 6)), *condition_batch())
+    logits.logsumexp(-1).mean().backward()
+    assert all(parameter.grad is not None and parameter.grad.abs().sum() > 0 for parameter in lm.parameters())
+
+
+def test_sinusoidal_positions_are_cosines_then_sines():
+    table = sinusoidal_positions(5, 8)
+    assert table.shape == (5, 8)
+    assert torch.equal(table[0], torch.tensor([1.0] * 4 + [0.0] * 4))
+    assert torch.allclose(table[3, 0], torch.cos(torch.tensor(3.0))) and torch.allclose(table[3, 4], torch.sin(torch.tensor(3.0)))
+
+
+def test_sequence_longer_than_positions_is_refused():
+    lm = tiny_lm(max_positions=8)
+    with pytest.raises(ValueError, match="8 positions"):
+        lm(torch.randint(0, 17, (1, 3, 9)), *[t[:1] for t in condition_batch()])
+    with pytest.raises(ValueError, match=r"max_steps must be in \[1, 8\]"):
+        lm.setup_caches(batch=1, max_steps=9)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(dim=30), "divisible"),
+    (dict(activation="swish"), "activation"),
+    (dict(num_layers=0), "num_layers"),
+    (dict(attention_backend="flash"), "attention_backend"),
+    (dict(dropout=1.0), "dropout"),
+])
+def test_bad_config_is_refused(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        LMConfig(**{**CONFIG, **overrides})
+
+
+def test_condition_of_wrong_width_is_refused():
+    lm = tiny_lm()
+    with pytest.raises(ValueError, match=r"condition must be \[B, L, 24\]"):
+        lm(torch.randint(0, 17, (1, 3, 4)), torch.randn(1, 5, 23), torch.ones(1, 5, dtype=torch.bool))
