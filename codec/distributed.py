@@ -94,6 +94,14 @@ def all_gather_object(obj: Any) -> list[Any]:
     return gathered
 
 
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """The sum of `tensor` over ranks, as a new tensor (a copy of it in a single process)."""
+    reduced = tensor.clone()
+    if is_distributed():
+        dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
+    return reduced
+
+
 def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
     """The mean of `tensor` over ranks (the tensor itself in a single process)."""
     if not is_distributed():
