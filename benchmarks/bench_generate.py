@@ -1,9 +1,11 @@
 """Generation speed: musicgen-lite's `MusicGen.generate` against transformers' MusicGen on identical weights.
 
 A random-initialised MusicgenForConditionalGeneration (T5-base-shaped text encoder, the 32 kHz EnCodec
-of musicgen-small) is saved in the Hugging Face layout; both sides load that directory and generate
-the same number of frames for the same prompt with top-k 250 sampling and CFG 3, alternately
-(A B A B ...). A step is one LM call: frames + K - 1 of them under the delay pattern.
+of musicgen-small) is saved in the Hugging Face layout; transformers and this project (float32, and
+with int8 weights) load that directory and generate the same number of frames for the same prompt
+with top-k 250 sampling and CFG 3, in turn (A B C A B C ...). A step is one LM call: frames + K - 1
+of them under the delay pattern. Each row gives the median generate time as steps/s, and the same
+without the codec decode of the frames (timed apart), `lm_steps_per_s`; ratios are to transformers.
 
     python benchmarks/bench_generate.py                      # mid (8 x 512) and small (24 x 1024) shapes
     python benchmarks/bench_generate.py --shapes mid --frames 100 --rounds 2
@@ -65,39 +67,63 @@ def time_ours(model: MusicGen, frames: int, seed: int) -> float:
     return time.perf_counter() - start
 
 
-def bench_shape(shape: str, frames: int, rounds: int) -> dict:
+def time_decode(decode, codes: torch.Tensor) -> float:
+    """Seconds one codec decode of codes [1, K, T] takes (its share of a generate call)."""
+    start = time.perf_counter()
+    decode(codes)
+    return time.perf_counter() - start
+
+
+def bench_shape(shape: str, frames: int, rounds: int) -> list[dict]:
+    """Time transformers, ours in float32 and ours with int8 weights in turn; one result row per side."""
     with tempfile.TemporaryDirectory() as directory:
         build_hf_directory(shape, Path(directory))
         reference = MusicgenForConditionalGeneration.from_pretrained(directory).eval()
         tokenizer = T5Tokenizer.from_pretrained(directory)
-        ours = MusicGen.from_pretrained(directory, device="cpu")
-    num_codebooks = ours.lm.config.num_codebooks
+        ours = {"float32": MusicGen.from_pretrained(directory, device="cpu"),
+                "int8": MusicGen.from_pretrained(directory, device="cpu", quantize="int8")}
+    num_codebooks = reference.decoder.num_codebooks
     steps = frames + num_codebooks - 1
+    codes = torch.randint(0, 2048, (1, num_codebooks, frames))
+    sides = {"transformers": (lambda seed: time_hf(reference, tokenizer, frames, num_codebooks),
+                              lambda: time_decode(lambda c: reference.audio_encoder.decode(c[None], [None]), codes))}
+    for name, model in ours.items():
+        sides[f"ours-{name}"] = (lambda seed, model=model: time_ours(model, frames, seed),
+                                 lambda model=model: time_decode(model.codec.decode, codes))
+    seconds = {name: [] for name in sides}
+    decode_seconds = {name: [] for name in sides}
     with torch.inference_mode():
         time_hf(reference, tokenizer, 4, num_codebooks)
-        time_ours(ours, 4, seed=0)
-        hf_seconds, our_seconds = [], []
+        for model in ours.values():
+            time_ours(model, 4, seed=0)
         for index in range(rounds):
-            hf_seconds.append(time_hf(reference, tokenizer, frames, num_codebooks))
-            our_seconds.append(time_ours(ours, frames, seed=index))
-    hf_rate, our_rate = steps / statistics.median(hf_seconds), steps / statistics.median(our_seconds)
-    return {"shape": shape, "frames": frames, "steps": steps, "threads": torch.get_num_threads(),
-            "transformers_seconds": [round(s, 3) for s in hf_seconds], "ours_seconds": [round(s, 3) for s in our_seconds],
-            "transformers_steps_per_s": round(hf_rate, 2), "ours_steps_per_s": round(our_rate, 2),
-            "ratio": round(our_rate / hf_rate, 2)}
+            for name, (generate, decode) in sides.items():
+                seconds[name].append(generate(index))
+                decode_seconds[name].append(decode())
+    rows = []
+    for name in sides:
+        total, decode = statistics.median(seconds[name]), statistics.median(decode_seconds[name])
+        rows.append({"shape": shape, "side": name, "frames": frames, "steps": steps, "threads": torch.get_num_threads(),
+                     "seconds": [round(value, 3) for value in seconds[name]], "codec_decode_s": round(decode, 3),
+                     "steps_per_s": round(steps / total, 2), "lm_steps_per_s": round(steps / (total - decode), 2)})
+    for row in rows:
+        row["ratio"] = round(row["steps_per_s"] / rows[0]["steps_per_s"], 2)
+        row["lm_ratio"] = round(row["lm_steps_per_s"] / rows[0]["lm_steps_per_s"], 2)
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--frames", type=int, default=100, help="frames to generate per call")
-    parser.add_argument("--rounds", type=int, default=2, help="A B rounds; the median time of each side is reported")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every side in turn; medians are reported")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()
     for shape in args.shapes:
-        print(json.dumps(bench_shape(shape, args.frames, args.rounds)), flush=True)
+        for row in bench_shape(shape, args.frames, args.rounds):
+            print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

@@ -77,23 +77,28 @@ def sample_tokens(logits: torch.Tensor, sampling: Sampling, generator: torch.Gen
     return choice[..., 0]
 
 
-def guided_logits(lm: LM, tokens: torch.Tensor, positions: torch.Tensor, memory: Memory, cfg_coef: float | None) -> torch.Tensor:
+def guided_logits(lm: LM, tokens: torch.Tensor, positions: torch.Tensor, memory: Memory, cfg_coef: float | None,
+                  length: int | None) -> torch.Tensor:
     """tokens [B, K, S'] -> logits [B, K, card] of the last step; with cfg_coef the LM runs 2B rows (cond, then null)."""
     if cfg_coef is None:
-        return lm.decode(tokens, positions, memory)
-    cond, uncond = lm.decode(tokens.repeat(2, 1, 1), positions, memory).chunk(2)
+        return lm.decode(tokens, positions, memory, length)
+    cond, uncond = lm.decode(tokens.repeat(2, 1, 1), positions, memory, length).chunk(2)
     return uncond + (cond - uncond) * cfg_coef
 
 
 def prefill(lm: LM, tokens: torch.Tensor, memory: Memory, cfg_coef: float | None) -> torch.Tensor:
     """Run the known steps 0 .. S'-1 in one call: tokens [B, K, S'] -> logits [B, K, card] for step S'."""
     positions = torch.arange(tokens.shape[-1], device=tokens.device)
-    return guided_logits(lm, tokens, positions, memory, cfg_coef)
+    return guided_logits(lm, tokens, positions, memory, cfg_coef, length=tokens.shape[-1])
 
 
-def decode_one_token(lm: LM, column: torch.Tensor, position: torch.Tensor, memory: Memory, cfg_coef: float | None) -> torch.Tensor:
-    """The hot step: column [B, K, 1] at position [1] -> logits [B, K, card] for the next step."""
-    return guided_logits(lm, column, position, memory, cfg_coef)
+def decode_one_token(lm: LM, column: torch.Tensor, position: torch.Tensor, memory: Memory, cfg_coef: float | None,
+                     length: int | None = None) -> torch.Tensor:
+    """The hot step: column [B, K, 1] at position [1] -> logits [B, K, card] for the next step.
+
+    length (position + 1) limits attention to the cache written so far; None keeps shapes static.
+    """
+    return guided_logits(lm, column, position, memory, cfg_coef, length)
 
 
 @torch.inference_mode()
@@ -106,7 +111,7 @@ def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_
     first T_p frames (T_p < T). Returns codes [B, K, T] int64. progress(done, total) is called after each step.
     """
     batch, special = condition.shape[0], lm.special_token
-    device = lm.heads[0].weight.device
+    device = lm.device
     codes = torch.full((batch, pattern.n_q, pattern.timesteps), special, dtype=torch.long, device=device)
     prompt_frames = _place_prompt(codes, prompt)
     sequence, valid = pattern.build_sequence(codes, special)
@@ -127,7 +132,8 @@ def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_
             tokens = sample_tokens(logits, sampling, generator)
             sequence[..., step] = torch.where(to_generate[:, step], tokens, sequence[..., step])
             if step + 1 < total:
-                logits = decode_one_token(lm, sequence[..., step:step + 1], positions[step:step + 1], memory, cfg_coef)
+                logits = decode_one_token(lm, sequence[..., step:step + 1], positions[step:step + 1], memory, cfg_coef,
+                                          length=step + 1)
             if progress is not None:
                 progress(step - start + 1, total - start)
     finally:

@@ -92,6 +92,33 @@ def _attend_xformers(query, keys, values, mask, causal, dropout):
     return output.transpose(1, 2)
 
 
+class Int8Linear(nn.Module):
+    """A bias-free Linear holding int8 weights and one scale per output row (weight-only quantization).
+
+    Decoding reads every weight once per step, so on the CPU it is bound by memory traffic: int8
+    weights move a quarter of float32's bytes. The product runs in bfloat16 (the CPU kernel
+    `torch._weight_int8pack_mm` on x86/ARM; a dequantised matmul elsewhere); the result comes back
+    in the input's dtype.
+    """
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        if linear.bias is not None:
+            raise ValueError("Int8Linear quantizes bias-free Linear layers only")
+        weight = linear.weight.detach().float()
+        scales = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
+        self.register_buffer("weight", torch.round(weight / scales[:, None]).to(torch.int8))
+        self.register_buffer("scales", scales.to(torch.bfloat16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, x.shape[-1]).to(torch.bfloat16, copy=True)  # a fresh contiguous block, as the kernel needs
+        if rows.is_cpu and rows.shape[-1] % 16 == 0:
+            output = torch._weight_int8pack_mm(rows, self.weight, self.scales)
+        else:
+            output = F.linear(rows, self.weight.to(rows.dtype)) * self.scales
+        return output.view(*x.shape[:-1], -1).to(x.dtype)
+
+
 class KVCache(nn.Module):
     """Preallocated self-attention keys and values [B, H, max_steps, head_dim], written in place."""
 
@@ -117,11 +144,15 @@ class SelfAttention(nn.Module):
         self.kv_cache: KVCache | None = None
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """x [B, S, D] -> [B, S, D]; causal over x alone, or over the cache when one is set up."""
+        """x [B, S, D] -> [B, S, D]; causal over x alone, or over the cache when one is set up.
+
+        With a cache, mask [S, S_kv] (True = attend) covers the first S_kv cache positions, the only ones read.
+        """
         batch, steps, _ = x.shape
         query, keys, values = self.qkv(x).view(batch, steps, 3, self.config.num_heads, -1).permute(2, 0, 3, 1, 4)
         if self.kv_cache is not None:
             keys, values = self.kv_cache.update(positions, keys, values)
+            keys, values = keys[:, :, :mask.shape[-1]], values[:, :, :mask.shape[-1]]
         dropout = self.config.dropout if self.training else 0.0
         causal = self.kv_cache is None
         output = attend(query, keys, values, None if causal else mask, causal, self.config.attention_backend, dropout)
@@ -211,6 +242,10 @@ class LM(nn.Module):
     def special_token(self) -> int:
         return self.config.card
 
+    @property
+    def device(self) -> torch.device:
+        return self.norm.weight.device
+
     def forward(self, sequence: torch.Tensor, condition: torch.Tensor, condition_mask: torch.Tensor) -> torch.Tensor:
         """Teacher forcing. sequence [B, K, S] int64, condition [B, L, condition_dim], condition_mask [B, L] bool
         -> logits [B, K, S, card]; the logits at step s predict the tokens of step s + 1."""
@@ -231,7 +266,7 @@ class LM(nn.Module):
             raise ValueError(f"condition must be [B, L, {self.config.condition_dim}], got {tuple(condition.shape)}")
         if condition_mask.shape != condition.shape[:2]:
             raise ValueError(f"condition_mask must be {tuple(condition.shape[:2])}, got {tuple(condition_mask.shape)}")
-        dtype = self.condition_projection.weight.dtype
+        dtype = self.norm.weight.dtype
         projected = self.condition_projection(condition.to(dtype)) * condition_mask[..., None].to(dtype)
         keys_values = [layer.cross_attention.keys_values(projected) for layer in self.layers]
         return Memory(keys_values, condition_mask.bool()[:, None, None, :])
@@ -240,22 +275,39 @@ class LM(nn.Module):
         """Allocate a KVCache of max_steps positions in every layer; `decode` then runs step by step."""
         if not 1 <= max_steps <= self.config.max_positions:
             raise ValueError(f"max_steps must be in [1, {self.config.max_positions}], got {max_steps}")
-        weight = self.heads[0].weight
+        reference = self.norm.weight
         for layer in self.layers:
             layer.self_attention.kv_cache = KVCache(batch, self.config.num_heads, max_steps, self.config.head_dim,
-                                                    weight.dtype, weight.device)
-        self.causal_mask = torch.ones(max_steps, max_steps, dtype=torch.bool, device=weight.device).tril()
+                                                    reference.dtype, reference.device)
+        self.causal_mask = torch.ones(max_steps, max_steps, dtype=torch.bool, device=reference.device).tril()
+
+    def quantize_int8(self) -> LM:
+        """Swap every Linear of the layers and heads for an Int8Linear (generation only, not training)."""
+        for module in [*self.layers.modules(), self.heads]:
+            for name, child in module.named_children():
+                if isinstance(child, nn.Linear):
+                    setattr(module, name, Int8Linear(child))
+        return self
+
+    @property
+    def quantized(self) -> bool:
+        return any(isinstance(module, Int8Linear) for module in self.modules())
 
     def clear_caches(self) -> None:
         for layer in self.layers:
             layer.self_attention.kv_cache = None
         self.causal_mask = None
 
-    def decode(self, tokens: torch.Tensor, positions: torch.Tensor, memory: Memory) -> torch.Tensor:
-        """With caches set up: tokens [B, K, S'] at positions [S'] -> logits [B, K, card] of the last one."""
+    def decode(self, tokens: torch.Tensor, positions: torch.Tensor, memory: Memory, length: int | None = None) -> torch.Tensor:
+        """With caches set up: tokens [B, K, S'] at positions [S'] -> logits [B, K, card] of the last one.
+
+        length: attend over the first `length` cache positions only (those written so far), which spares
+        reading the empty rest of the cache; None reads all of it, keeping every shape fixed from step
+        to step (for a compiled or graph-captured decode step).
+        """
         if self.causal_mask is None:
             raise RuntimeError("call setup_caches(batch, max_steps) before decode")
-        mask = self.causal_mask[positions]
+        mask = self.causal_mask[positions, :length]
         hidden = self._run(tokens, positions, mask, memory)
         return self._logits(hidden[:, -1:])[:, :, 0]
 

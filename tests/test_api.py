@@ -34,6 +34,16 @@ def test_save_and_load_round_trip_keeps_the_output(model, tmp_path):
     assert torch.equal(wav, wav_again)
 
 
+def test_int8_model_generates_and_refuses_to_be_saved(hf_directory, tmp_path):
+    quantized = MusicGen.from_pretrained(hf_directory, device="cpu", quantize="int8")
+    wav = quantized.generate(["epic"], duration=0.005, seed=0)
+    assert wav.shape == (1, 1, 40) and torch.isfinite(wav).all()
+    with pytest.raises(ValueError, match="int8"):
+        quantized.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="quantize"):
+        MusicGen.from_pretrained(hf_directory, quantize="int4")
+
+
 def test_generate_shapes_and_rates(model):
     assert model.sample_rate == 8000 and model.frame_rate == 1000
     wav, codes = model.generate(["epic"], duration=0.005, return_codes=True, seed=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from musicgen.lm import LM, LMConfig, sinusoidal_positions
+from musicgen.lm import LM, Int8Linear, LMConfig, sinusoidal_positions
 
 CONFIG = dict(num_codebooks=3, card=16, dim=32, num_heads=4, num_layers=2, ffn_dim=64, condition_dim=24, max_positions=64)
 
@@ -28,7 +28,8 @@ def test_forward_shapes():
     assert logits.shape == (2, 3, 7, 16)
 
 
-def test_cached_decode_matches_full_forward():
+@pytest.mark.parametrize("read_written_part_only", [False, True])
+def test_cached_decode_matches_full_forward(read_written_part_only):
     lm = tiny_lm()
     sequence = torch.randint(0, 17, (2, 3, 12))
     condition, mask = condition_batch()
@@ -36,9 +37,10 @@ def test_cached_decode_matches_full_forward():
         expected = lm(sequence, condition, mask)
         lm.setup_caches(batch=2, max_steps=12)
         memory = lm.memory(condition, mask)
-        steps = [lm.decode(sequence[..., :5], torch.arange(5), memory)]
+        steps = [lm.decode(sequence[..., :5], torch.arange(5), memory, 5 if read_written_part_only else None)]
         for step in range(5, 12):
-            steps.append(lm.decode(sequence[..., step:step + 1], torch.tensor([step]), memory))
+            length = step + 1 if read_written_part_only else None
+            steps.append(lm.decode(sequence[..., step:step + 1], torch.tensor([step]), memory, length))
         lm.clear_caches()
     assert torch.allclose(torch.stack(steps, dim=2), expected[:, :, 4:], atol=1e-5)
 
@@ -114,3 +116,28 @@ def test_condition_of_wrong_width_is_refused():
     lm = tiny_lm()
     with pytest.raises(ValueError, match=r"condition must be \[B, L, 24\]"):
         lm(torch.randint(0, 17, (1, 3, 4)), torch.randn(1, 5, 23), torch.ones(1, 5, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("in_features", [32, 24])  # the CPU int8 kernel (multiples of 16) and the dequantising fallback
+def test_int8_linear_is_close_to_its_float_layer(in_features):
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(in_features, 40, bias=False)
+    quantized = Int8Linear(linear)
+    assert quantized.weight.dtype == torch.int8 and quantized.weight.abs().max() == 127
+    x = torch.randn(3, 5, in_features)
+    with torch.no_grad():
+        expected, output = linear(x), quantized(x)
+    assert output.dtype == x.dtype and output.shape == expected.shape
+    assert (output - expected).norm() / expected.norm() < 0.02
+
+
+def test_int8_lm_stays_close_to_float():
+    lm = tiny_lm()
+    sequence = torch.randint(0, 17, (2, 3, 8))
+    with torch.no_grad():
+        expected = lm(sequence, *condition_batch()).log_softmax(-1)
+        quantized = lm.quantize_int8()
+        logits = quantized(sequence, *condition_batch()).log_softmax(-1)
+    assert quantized.quantized and not tiny_lm().quantized
+    divergence = torch.nn.functional.kl_div(logits, expected, log_target=True, reduction="none").sum(-1)
+    assert divergence.mean() < 1e-3
