@@ -4,9 +4,11 @@ For losses l_i of the model output y, with weights w_i, the gradient sent back i
 
     dy = sum_i  total_norm * (w_i / sum_j w_j) * (dl_i/dy) / ema(|dl_i/dy|)
 
-where |.| is the per-example gradient norm, averaged over the batch (and over ranks), and ema its
-bias-corrected running average. A weight then means "this fraction of the gradient", which makes
-the weights independent of each loss's natural scale (Défossez et al., 2022, section 3.4).
+where l_i is a batch mean, |.| is the mean over examples of the gradient norm of each example's own
+loss (over all ranks), and ema its bias-corrected running average. A weight then means "this
+fraction of the gradient", which makes the weights independent of each loss's natural scale
+(Défossez et al., 2022, section 3.4). The result is the gradient of a batch-mean loss, so it does
+not depend on how the global batch is split over ranks.
 """
 from __future__ import annotations
 
@@ -30,23 +32,24 @@ class LossBalancer:
     def surrogate_loss(self, losses: dict[str, torch.Tensor], output: torch.Tensor) -> torch.Tensor:
         """A scalar whose gradient w.r.t. `output` is the balanced gradient above.
 
-        `losses` must hold every weighted loss, each computed from `output` [B, ...]; backward
+        `losses` holds weighted losses computed from `output` [B, ...] (a loss may be absent for a
+        while, e.g. before the adversary starts: the others then share the gradient). Backward
         through the returned scalar (plus any unbalanced loss, e.g. commitment) in one call.
         """
-        gradients, norms = {}, []
-        for name in self.weights:
-            (gradient,) = torch.autograd.grad(losses[name], output, retain_graph=True)
-            gradients[name] = gradient.float()
-            norms.append(gradient.float().flatten(1).norm(dim=1).mean())
-        mean_norms = all_reduce_mean(torch.stack(norms)).tolist()
-        total_weight = sum(self.weights.values())
+        unknown = sorted(set(losses) - set(self.weights))
+        if unknown:
+            raise ValueError(f"losses {unknown} have no positive balancer weight; weighted: {sorted(self.weights)}")
+        gradients = {name: torch.autograd.grad(loss, output, retain_graph=True)[0].float() for name, loss in losses.items()}
+        # A batch-mean loss's gradient carries 1/B per example: the sum of example norms is their mean.
+        norms = torch.stack([gradient.flatten(1).norm(dim=1).sum() for gradient in gradients.values()])
+        total_weight = sum(self.weights[name] for name in losses)
         balanced = torch.zeros_like(output, dtype=torch.float32)
-        for (name, weight), norm in zip(self.weights.items(), mean_norms):
+        for (name, gradient), norm in zip(gradients.items(), all_reduce_mean(norms).tolist()):
             self.ema_sums[name] = self.ema_decay * self.ema_sums[name] + norm
             self.ema_counts[name] = self.ema_decay * self.ema_counts[name] + 1.0
             average_norm = self.ema_sums[name] / self.ema_counts[name]
-            scale = self.total_norm * (weight / total_weight) / (self.epsilon + average_norm)
-            balanced += scale * gradients[name]
+            scale = self.total_norm * (self.weights[name] / total_weight) / (self.epsilon + average_norm)
+            balanced += scale * gradient
         return (output.float() * balanced).sum()
 
     def state_dict(self) -> dict[str, dict[str, float]]:

@@ -74,22 +74,24 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
-def rng_state() -> dict[str, Any]:
-    """The RNG states of python, numpy, torch CPU and every CUDA device, as loadable plain data."""
+def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str, Any]:
+    """The RNG states of python, numpy, torch CPU, every CUDA device and the named `generators`
+    (e.g. a module's own torch.Generator), as loadable plain data."""
     kind, keys, position, has_gauss, cached_gaussian = np.random.get_state()
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": position,
                   "has_gauss": has_gauss, "cached_gaussian": cached_gaussian},
         "torch": torch.get_rng_state(),
+        "generators": {name: generator.get_state() for name, generator in (generators or {}).items()},
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def restore_rng_state(state: dict[str, Any]) -> None:
-    """Put back RNG states saved by `rng_state`."""
+def restore_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator] | None = None) -> None:
+    """Put back RNG states saved by `rng_state`, including those of the same named `generators`."""
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     numpy_state = state["numpy"]
@@ -98,3 +100,7 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+    for name, generator in (generators or {}).items():
+        if name not in state["generators"]:
+            raise ValueError(f"the checkpoint holds no state for generator {name!r}; it has {sorted(state['generators'])}")
+        generator.set_state(state["generators"][name])

@@ -1,6 +1,5 @@
 """Codec data: audio files of any format, resampling, channel mixing, random segments, bad files."""
 import json
-import math
 
 import numpy as np
 import pytest
@@ -9,13 +8,7 @@ import torch
 
 from codec.audio import mix_channels, read_audio, write_audio
 from codec.data import SegmentDataset, StepBatchSampler, list_audio_paths, probe_audio
-
-
-def sine(frequency: float, seconds: float, sample_rate: int, channels: int = 1) -> np.ndarray:
-    """[N, C] float32 sine, the layout soundfile writes."""
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    wave = 0.5 * np.sin(2 * math.pi * frequency * t).astype(np.float32)
-    return np.stack([wave] * channels, axis=1)
+from codec_audio import sine
 
 
 @pytest.mark.parametrize("extension", ["wav", "flac", "ogg", "mp3"])

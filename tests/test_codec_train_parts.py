@@ -13,21 +13,24 @@ from codec.schedule import warmup_cosine
 from codec.train_log import JsonlLog, read_jsonl
 
 
-def draws() -> tuple:
-    return random.random(), np.random.rand(), torch.rand(3).tolist()
+def draws(generator: torch.Generator) -> tuple:
+    return random.random(), np.random.rand(), torch.rand(3).tolist(), torch.rand(2, generator=generator).tolist()
 
 
 def test_checkpoints_keep_the_newest_and_restore_rng(tmp_path):
-    state = {"model": {"weight": torch.arange(4.0)}, "rng": rng_state()}
-    expected = draws()
+    generator = torch.Generator().manual_seed(5)
+    state = {"model": {"weight": torch.arange(4.0)}, "rng": rng_state({"own": generator})}
+    expected = draws(generator)
     for step in (1, 2, 3):
         save_checkpoint(tmp_path, step, state, keep_last=2)
     assert [step for step, _ in list_checkpoints(tmp_path)] == [2, 3]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["checkpoint_00000002.pt", "checkpoint_00000003.pt"]
     loaded = load_checkpoint(latest_checkpoint(tmp_path))
     assert loaded["step"] == 3 and torch.equal(loaded["model"]["weight"], torch.arange(4.0))
-    restore_rng_state(loaded["rng"])
-    assert draws() == expected
+    restore_rng_state(loaded["rng"], {"own": generator})
+    assert draws(generator) == expected
+    with pytest.raises(ValueError, match="no state for generator 'other'"):
+        restore_rng_state(loaded["rng"], {"other": generator})
     assert latest_checkpoint(tmp_path / "missing") is None
 
 

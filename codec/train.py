@@ -1,0 +1,330 @@
+"""Train the codec: `codec-train --config configs/codec/small.yaml [--resume] key=value ...`.
+
+Runs as one process, or as many under `torchrun --nproc_per_node=N` (DistributedDataParallel,
+gloo on CPU, NCCL on GPU). Each step: the codec reconstructs a batch of random segments; the L1,
+multi-scale mel, adversarial and feature-matching losses are balanced (or weighted) into one
+gradient, plus the quantizer's commitment loss; then the discriminator takes a hinge-loss step.
+Every `checkpoint_every` steps an atomic checkpoint; `--resume` continues from the newest one and
+reaches the same weights as a run never interrupted. At the end, `run_dir/model` holds an export
+that `Codec.from_pretrained` loads.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from .balancer import LossBalancer
+from .checkpointing import latest_checkpoint, load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from .config import config_to_dict, load_config, save_config
+from .data import SegmentDataset, StepBatchSampler, list_audio_paths, probe_audio
+from .discriminator import MultiScaleSTFTDiscriminator
+from .distributed import DistributedEnv, all_gather_object, barrier, cleanup, init_distributed, seed_everything
+from .losses import MultiScaleMelLoss, discriminator_hinge_loss, feature_matching_loss, generator_hinge_loss
+from .model import Codec, CodecConfig
+from .schedule import warmup_cosine
+from .train_log import JsonlLog, Progress
+
+ADVERSARIAL_LOSSES = ("adversarial", "feature")
+
+
+@dataclass
+class DataConfig:
+    path: str = ""                       # a folder of audio files or a .jsonl manifest of {"path": ...}
+    segment_seconds: float = 1.0
+    batch_size: int = 8                  # global: split evenly over the processes
+    num_workers: int = 0
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 3e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    min_lr_factor: float = 1.0           # 1.0: constant after warmup; below 1: cosine decay to lr * factor
+    grad_clip: float = 0.0               # 0: no clipping
+    discriminator_lr: float = 3e-4
+
+
+@dataclass
+class LossConfig:
+    l1: float = 0.1
+    mel: float = 1.0
+    adversarial: float = 3.0
+    feature: float = 3.0                 # (the commitment loss is weighted by model.commitment_weight)
+    balancer: bool = True                # False: a plain weighted sum of the losses
+    balancer_decay: float = 0.999
+    mel_n_ffts: list[int] = field(default_factory=lambda: [256, 512, 1024, 2048])
+    mel_n_mels: int = 64
+
+
+@dataclass
+class DiscriminatorConfig:
+    n_ffts: list[int] = field(default_factory=lambda: [1024, 2048, 512])
+    filters: int = 32
+    start_step: int = 0                  # adversarial losses join (and the discriminator trains) from this step
+
+
+@dataclass
+class TrainConfig:
+    model: CodecConfig = field(default_factory=CodecConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    steps: int = 1000
+    seed: int = 0
+    run_dir: str = "runs/codec"
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    device: str = "auto"                 # auto, cpu or cuda
+    threads: int = 0                     # CPU threads per process; 0: torch's default
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="codec-train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="YAML config, e.g. configs/codec/small.yaml")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in run_dir")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides: steps=100 data.path=/audio optim.lr=1e-3")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    config = load_config(TrainConfig, args.config, args.overrides)
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    env = init_distributed(None if config.device == "auto" else config.device)
+    try:
+        train(config, env, resume=args.resume)
+    finally:
+        cleanup()
+
+
+def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Path:
+    """Run (or continue) training; returns the export folder."""
+    run_dir = Path(config.run_dir)
+    uses_adversary = any(getattr(config.loss, name) > 0 for name in ADVERSARIAL_LOSSES)
+
+    # Data and model, checked before any step runs.
+    seed_everything(config.seed)
+    codec = Codec(config.model).to(env.device)
+    segment_samples = check_config(config, codec, env, uses_adversary)
+    entries = probe_audio(list_audio_paths(config.data.path))
+    dataset = SegmentDataset(entries, codec.sample_rate, codec.channels, segment_samples, seed=config.seed)
+    discriminator = (MultiScaleSTFTDiscriminator(codec.channels, config.discriminator.n_ffts,
+                                                 filters=config.discriminator.filters).to(env.device)
+                     if uses_adversary else None)
+    mel_loss = MultiScaleMelLoss(codec.sample_rate, config.loss.mel_n_ffts, config.loss.mel_n_mels).to(env.device)
+
+    # Optimizers, schedules, balancer; on resume all of them and this rank's RNG come back.
+    weights = {"l1": config.loss.l1, "mel": config.loss.mel, "adversarial": config.loss.adversarial,
+               "feature": config.loss.feature}
+    parts = TrainingParts.create(codec, discriminator, weights, config)
+    start_step = 0
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint, map_location=env.device)
+        start_step = state["step"]
+        parts.load_state_dict(state)
+        restore_rank_rng(state["rng"], parts.generators(), config.seed + start_step, env)
+    else:
+        seed_everything(config.seed, env.rank)
+    if env.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / "config.yaml")
+        print(f"codec-train: {sum(p.numel() for p in codec.parameters()):,} parameters, {len(entries)} files, "
+              f"{env.world_size} process(es) on {env.device}, "
+              + (f"resuming at step {start_step}" if checkpoint else "starting at step 0"), flush=True)
+
+    # Distributed wrappers and the data stream of this rank from the start step on.
+    model = DistributedDataParallel(codec) if env.is_distributed else codec
+    disc_model = DistributedDataParallel(discriminator) if discriminator is not None and env.is_distributed else discriminator
+    sampler = StepBatchSampler(config.data.batch_size // env.world_size, start_step, config.steps,
+                               env.rank, env.world_size)
+    # (segments are seeded by their index; the loader's own generator keeps the global RNG untouched)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=config.data.num_workers,
+                                         generator=torch.Generator().manual_seed(config.seed))
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if env.device.type == "cuda"
+                else contextlib.nullcontext())
+    log = JsonlLog(run_dir / "log.jsonl", resume_step=start_step if checkpoint else None) if env.is_main else None
+    progress = Progress(config.steps, initial=start_step, keys=("mel", "l1", "commitment", "discriminator"),
+                        enabled=env.is_main)
+
+    codec.train()
+    last_step_end = time.perf_counter()
+    for step, wav in enumerate(loader, start=start_step):
+        data_time = time.perf_counter() - last_step_end
+        wav = wav.to(env.device, non_blocking=True)
+        adversarial_on = discriminator is not None and step >= config.discriminator.start_step
+
+        # Codec step: one backward through the balanced (or weighted) losses plus commitment.
+        with autocast:
+            out = model(wav)
+        recon = out.audio[..., : wav.shape[-1]]
+        losses = {"l1": F.l1_loss(recon.float(), wav), "mel": mel_loss(recon, wav)}
+        if adversarial_on:
+            losses.update(generator_losses(discriminator, recon, wav, autocast))
+        active = {name: loss for name, loss in losses.items() if weights[name] > 0}
+        if parts.balancer is not None:
+            total = parts.balancer.surrogate_loss(active, recon)
+        else:
+            total = sum(weights[name] * loss for name, loss in active.items())
+        total = total + out.commitment_loss
+        parts.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        grad_norm = clip_gradients(codec, config.optim.grad_clip)
+        parts.optimizer.step()
+        parts.scheduler.step()
+
+        # Discriminator step: hinge loss on real vs. the (detached) reconstruction.
+        if adversarial_on:
+            with autocast:
+                logits, _ = disc_model(torch.cat([wav, recon.detach()]))
+            real_logits, fake_logits = zip(*(scale.chunk(2) for scale in logits))
+            disc_loss = discriminator_hinge_loss(list(real_logits), list(fake_logits))
+            parts.disc_optimizer.zero_grad(set_to_none=True)
+            disc_loss.backward()
+            parts.disc_optimizer.step()
+            parts.disc_scheduler.step()
+            losses["discriminator"] = disc_loss
+
+        # Log, then checkpoint.
+        done = step + 1
+        if env.is_main:
+            record = {"step": done, **{name: loss.item() for name, loss in losses.items()},
+                      "commitment": out.commitment_loss.item(), "grad_norm": grad_norm,
+                      "lr": parts.scheduler.get_last_lr()[0], **out.metrics, "data_time": data_time,
+                      "step_time": time.perf_counter() - last_step_end}
+            log.write(record)
+            progress.update(record)
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            write_checkpoint(run_dir, done, config, parts, env)
+        last_step_end = time.perf_counter()
+    progress.close()
+    export_dir = run_dir / "model"
+    if env.is_main:
+        log.close()
+        codec.eval()
+        codec.save_pretrained(export_dir)
+        print(f"codec-train: exported {export_dir}", flush=True)
+    barrier()
+    return export_dir
+
+
+def check_config(config: TrainConfig, codec: Codec, env: DistributedEnv, uses_adversary: bool) -> int:
+    """Errors a run would otherwise hit only later; returns the segment length in samples."""
+    if not config.data.path:
+        raise ValueError("data.path is required: a folder of audio files or a .jsonl manifest")
+    segment_samples = round(config.data.segment_seconds * codec.sample_rate)
+    if segment_samples < codec.hop_length:
+        raise ValueError(f"data.segment_seconds={config.data.segment_seconds} gives {segment_samples} samples, "
+                         f"shorter than one hop of the codec ({codec.hop_length} samples at {codec.sample_rate} Hz)")
+    if uses_adversary and segment_samples < max(config.discriminator.n_ffts):
+        raise ValueError(f"data.segment_seconds={config.data.segment_seconds} gives {segment_samples} samples, fewer "
+                         f"than the discriminator's largest n_fft ({max(config.discriminator.n_ffts)})")
+    if config.data.batch_size < 1:
+        raise ValueError(f"data.batch_size must be at least 1, got {config.data.batch_size}")
+    if config.data.batch_size % env.world_size != 0:
+        raise ValueError(f"data.batch_size={config.data.batch_size} must be a multiple of the "
+                         f"number of processes ({env.world_size})")
+    if config.steps < 1 or config.checkpoint_every < 1:
+        raise ValueError(f"steps and checkpoint_every must be >= 1, got {config.steps} and {config.checkpoint_every}")
+    return segment_samples
+
+
+@dataclass
+class TrainingParts:
+    """Everything a checkpoint holds besides RNG states: models, optimizers, schedules, balancer."""
+    codec: Codec
+    discriminator: nn.Module | None
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    disc_optimizer: torch.optim.Optimizer | None
+    disc_scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    balancer: LossBalancer | None
+
+    @classmethod
+    def create(cls, codec: Codec, discriminator: nn.Module | None, weights: dict[str, float],
+               config: TrainConfig) -> TrainingParts:
+        optimizer, scheduler = make_optimizer(codec, config.optim.lr, config)
+        disc_optimizer, disc_scheduler = (make_optimizer(discriminator, config.optim.discriminator_lr, config)
+                                          if discriminator is not None else (None, None))
+        balancer = LossBalancer(weights, ema_decay=config.loss.balancer_decay) if config.loss.balancer else None
+        return cls(codec, discriminator, optimizer, scheduler, disc_optimizer, disc_scheduler, balancer)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name).state_dict() for name in self.stateful()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self.stateful():
+            getattr(self, name).load_state_dict(state[name])
+
+    def generators(self) -> dict[str, torch.Generator]:
+        """Random generators the modules own (their states go with the RNG states of each rank)."""
+        return {"quantizer": self.codec.quantizer.generator}
+
+    def stateful(self) -> list[str]:
+        return [item.name for item in fields(self) if getattr(self, item.name) is not None]
+
+
+def make_optimizer(module: nn.Module, lr: float, config: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
+    optimizer = torch.optim.AdamW(module.parameters(), lr=lr, betas=tuple(config.optim.betas),
+                                  weight_decay=config.optim.weight_decay)
+    return optimizer, warmup_cosine(optimizer, config.optim.warmup_steps, config.steps, config.optim.min_lr_factor)
+
+
+def generator_losses(discriminator: nn.Module, recon: torch.Tensor, wav: torch.Tensor,
+                     autocast: contextlib.AbstractContextManager) -> dict[str, torch.Tensor]:
+    """Adversarial and feature-matching losses of the reconstruction; the discriminator stays untouched."""
+    discriminator.requires_grad_(False)
+    with autocast:
+        logits, features = discriminator(torch.cat([recon, wav]))
+    discriminator.requires_grad_(True)
+    fake_logits = [scale.chunk(2)[0] for scale in logits]
+    fake_features = [[layer.chunk(2)[0] for layer in scale] for scale in features]
+    real_features = [[layer.chunk(2)[1] for layer in scale] for scale in features]
+    return {"adversarial": generator_hinge_loss(fake_logits),
+            "feature": feature_matching_loss(real_features, fake_features)}
+
+
+def clip_gradients(module: nn.Module, max_norm: float) -> float:
+    """Clip to `max_norm` when it is positive; the gradient norm before clipping (0.0 when not clipping)."""
+    if max_norm <= 0:
+        return 0.0
+    return nn.utils.clip_grad_norm_(module.parameters(), max_norm).item()
+
+
+def restore_rank_rng(saved: list[dict[str, Any]], generators: dict[str, torch.Generator], fallback_seed: int,
+                     env: DistributedEnv) -> None:
+    """This rank's saved RNG states. Resumed with another process count, the shared generators take
+    rank 0's states and the global RNGs are reseeded per rank."""
+    if len(saved) == env.world_size:
+        restore_rng_state(saved[env.rank], generators)
+        return
+    seed_everything(fallback_seed, env.rank)
+    for name, generator in generators.items():
+        generator.set_state(saved[0]["generators"][name])
+
+
+def write_checkpoint(run_dir: Path, step: int, config: TrainConfig, parts: TrainingParts, env: DistributedEnv) -> None:
+    """Gather every rank's RNG state; the main process writes the checkpoint atomically."""
+    rng_states = all_gather_object(rng_state(parts.generators()))
+    if env.is_main:
+        state = {**parts.state_dict(), "rng": rng_states, "config": config_to_dict(config),
+                 "data": {"seed": config.seed, "next_step": step}}
+        save_checkpoint(run_dir, step, state, keep_last=config.keep_checkpoints)
+    barrier()
+
+
+if __name__ == "__main__":
+    main()
