@@ -102,15 +102,6 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return reduced
 
 
-def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-    """The sum of `tensor` over ranks, as a new tensor (the tensor itself in a single process)."""
-    if not is_distributed():
-        return tensor
-    reduced = tensor.clone()
-    dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
-    return reduced
-
-
 def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
     """The mean of `tensor` over ranks (the tensor itself in a single process)."""
     return all_reduce_sum(tensor) / world_size() if is_distributed() else tensor
