@@ -8,7 +8,7 @@ of them under the delay pattern. Each row gives the median generate time as step
 without the codec decode of the frames (timed apart), `lm_steps_per_s`; ratios are to transformers.
 
     python benchmarks/bench_generate.py                      # mid (8 x 512) and small (24 x 1024) shapes
-    python benchmarks/bench_generate.py --shapes mid --frames 100 --rounds 2
+    python benchmarks/bench_generate.py --shapes mid --frames 100 --rounds 2 --threads 1
 """
 from __future__ import annotations
 
@@ -115,7 +115,7 @@ def bench_shape(shape: str, frames: int, rounds: int) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
-    parser.add_argument("--frames", type=int, default=100, help="frames to generate per call")
+    parser.add_argument("--frames", type=int, default=250, help="frames to generate per call (250: 5 s at 50 Hz)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every side in turn; medians are reported")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()

@@ -131,10 +131,13 @@ def lm_from_hf(config: MusicgenConfig, state: dict[str, torch.Tensor]) -> LM:
 def conditioner_from_hf(config: MusicgenConfig, state: dict[str, torch.Tensor], path: Path) -> TextConditioner:
     """The T5 encoder from the `text_encoder.*` weights and the tokenizer files at the top of `path`."""
     encoder = T5EncoderModel(config.text_encoder)
-    missing, unexpected = encoder.load_state_dict(split_prefix(state, "text_encoder."), strict=False)
-    tied = {"encoder.embed_tokens.weight"} if encoder.encoder.embed_tokens.weight is encoder.shared.weight else set()
-    if set(missing) - tied or unexpected:
-        raise ValueError(f"text_encoder weights in {path} do not match T5: missing {sorted(set(missing) - tied)}, "
+    weights = split_prefix(state, "text_encoder.")
+    for name, tied_to in (("shared.weight", "encoder.embed_tokens.weight"), ("encoder.embed_tokens.weight", "shared.weight")):
+        if name not in weights and tied_to in weights:  # the token embedding is stored under one of its two names
+            weights[name] = weights[tied_to]
+    missing, unexpected = encoder.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"text_encoder weights in {path} do not match T5: missing {sorted(missing)}, "
                          f"unexpected {sorted(unexpected)}")
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)

@@ -174,10 +174,7 @@ class CrossAttention(nn.Module):
         return keys, values
 
     def forward(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x [B, S, D] attends to the condition's keys/values; mask [B, 1, 1, L] bool.
-
-        A row with no condition at all (the null condition) attends to nothing and gets zeros.
-        """
+        """x [B, S, D] attends to the condition's keys/values; mask [B, 1, 1, L] bool (True = attend)."""
         batch, steps, _ = x.shape
         query = self.query(x).view(batch, steps, self.config.num_heads, -1).transpose(1, 2)
         dropout = self.config.dropout if self.training else 0.0
@@ -269,7 +266,11 @@ class LM(nn.Module):
         dtype = self.norm.weight.dtype
         projected = self.condition_projection(condition.to(dtype)) * condition_mask[..., None].to(dtype)
         keys_values = [layer.cross_attention.keys_values(projected) for layer in self.layers]
-        return Memory(keys_values, condition_mask.bool()[:, None, None, :])
+        # A row with no condition (the null condition) has all-zero keys and values: it may attend to all
+        # of them and get zeros, where an all-False mask row would give NaN in some GPU attention kernels.
+        mask = condition_mask.bool()
+        mask = mask | ~mask.any(dim=1, keepdim=True)
+        return Memory(keys_values, mask[:, None, None, :])
 
     def setup_caches(self, batch: int, max_steps: int) -> None:
         """Allocate a KVCache of max_steps positions in every layer; `decode` then runs step by step."""

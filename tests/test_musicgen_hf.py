@@ -1,6 +1,7 @@
 """Parity with transformers' MusicGen: small random-initialised models built and saved here, loaded by both sides."""
 from __future__ import annotations
 
+import json
 import string
 from pathlib import Path
 
@@ -104,3 +105,26 @@ def test_teacher_forcing_logits_match_transformers(tmp_path):
         condition, mask = conditioner(PROMPTS)
         logits = lm(sequence, condition, mask)
     assert torch.allclose(logits, expected, atol=1e-5)
+
+
+def test_sharded_checkpoint_loads_the_same_weights(tmp_path):
+    model = build_hf_musicgen(tmp_path / "single")
+    model.save_pretrained(tmp_path / "sharded", max_shard_size="100KB")
+    tiny_tokenizer().save_pretrained(tmp_path / "sharded")
+    assert (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
+    single = MusicGen.from_pretrained(tmp_path / "single", device="cpu")
+    sharded = MusicGen.from_pretrained(tmp_path / "sharded", device="cpu")
+    for name, tensor in single.lm.state_dict().items():
+        assert torch.equal(tensor, sharded.lm.state_dict()[name]), name
+
+
+def test_unsupported_hf_models_are_refused(tmp_path):
+    build_hf_musicgen(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "musicgen_melody"}))
+    with pytest.raises(ValueError, match="not a MusicGen config"):
+        MusicGen.from_pretrained(tmp_path, device="cpu")
+    config["decoder"]["audio_channels"] = 2
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="only mono"):
+        MusicGen.from_pretrained(tmp_path, device="cpu")
