@@ -176,7 +176,7 @@ class MusicGen:
     def generate(self, prompts: list[str], duration: float | None = None, *, use_sampling: bool | None = None,
                  top_k: int | None = None, top_p: float | None = None, temperature: float | None = None,
                  cfg_coef: float | None = None, seed: int | None = None, return_codes: bool = False,
-                 progress: bool | Callable[[int, int], None] = False):
+                 progress: bool | Callable[[int, int], None] = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Audio for each prompt: wav [B, C, frames * hop] float32 (and codes [B, K, frames] with return_codes).
 
         An empty prompt is unconditional. Arguments left None take `config.generation`'s values.
@@ -189,7 +189,8 @@ class MusicGen:
                               duration: float | None = None, *, use_sampling: bool | None = None, top_k: int | None = None,
                               top_p: float | None = None, temperature: float | None = None, cfg_coef: float | None = None,
                               seed: int | None = None, return_codes: bool = False,
-                              progress: bool | Callable[[int, int], None] = False):
+                              progress: bool | Callable[[int, int], None] = False
+                              ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Continue prompt_wav [B, C, N] (or [C, N]) to `duration` seconds in all; the output starts with the prompt's frames.
 
         prompts: one text per clip, or None for unconditional continuation.

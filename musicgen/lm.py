@@ -5,9 +5,11 @@
 
 `LM.forward` scores a whole sequence at once (teacher forcing). Generation instead calls
 `setup_caches` once, then `decode` with a few steps at a time: every self-attention layer writes
-its keys and values into a preallocated `KVCache` and attends over it through a causal mask, so
-shapes stay fixed from step to step. The condition's cross-attention keys and values are computed
-once per call by `memory` and passed to every `decode`.
+its keys and values into a preallocated `KVCache` (no concatenation) and attends over it through
+a causal mask, either over the part written so far (fewest bytes read, on the CPU) or over all
+of it (shapes fixed from step to step, for compiled or graph-captured steps). The condition's
+cross-attention keys and values are computed once per call by `memory` and passed to every `decode`.
+`quantize_int8` swaps the layers' weights for int8 ones for faster decoding.
 """
 from __future__ import annotations
 
