@@ -11,6 +11,7 @@ import pytest
 
 from musicgen.synthetic.compose import INSTRUMENTS, MODES, PieceSpec, compose
 from musicgen.synthetic.dataset import heldout_prompts, make_piece, write_dataset
+from musicgen.synthetic.render import Renderer
 from musicgen.synthetic.split import BPM_CHOICES, TEMPO_BUCKETS, is_heldout, sample_spec
 
 # What a caption's words promise, written independently of the generator's word lists.
@@ -138,6 +139,16 @@ def test_generator_is_deterministic_by_seed_whatever_the_worker_count(tmp_path):
     assert [row["path"] for row in rows] == [f"train_00000{index}.wav" for index in range(4)]
     assert all(row["duration"] == 2.0 and row["split"] == "train" for row in rows)
     assert len(first["train_000000.wav"]) == 44 + 2 * 2 * 16000
+
+
+def test_a_clip_renders_the_same_after_other_clips_as_on_a_fresh_renderer():
+    pieces = [make_piece(seed=5, index=index, split="train", duration=2.0) for index in range(3)]
+    reused = Renderer(16000)
+    in_sequence = [reused.render(piece.midi, 2.0) for piece in pieces]
+    alone = Renderer(16000).render(pieces[-1].midi, 2.0)
+    assert np.array_equal(in_sequence[-1], alone)
+    assert in_sequence[-1].shape == (32000,) and in_sequence[-1].dtype == np.float32
+    assert np.sqrt(np.mean(np.square(alone))) == pytest.approx(0.1, rel=0.01)
 
 
 def test_bad_requests_are_refused_with_clear_errors(tmp_path):
