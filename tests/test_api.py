@@ -8,7 +8,7 @@ import torch
 from test_musicgen_hf import build_hf_musicgen
 
 from musicgen import MusicGen
-from musicgen.api import DEFAULT_CHECKPOINT
+from musicgen.api import DEFAULT_CHECKPOINT, MusicGenConfig, PatternConfig
 from musicgen.conditioners import drop_conditions
 
 
@@ -42,6 +42,17 @@ def test_int8_model_generates_and_refuses_to_be_saved(hf_directory, tmp_path):
         quantized.save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="quantize"):
         MusicGen.from_pretrained(hf_directory, quantize="int4")
+
+
+@pytest.mark.parametrize("pattern", [PatternConfig("valley"), PatternConfig("delay", {"delays": [0, 1, 1, 1]})])
+def test_the_pattern_comes_from_the_config_and_survives_a_round_trip(model, tmp_path, pattern):
+    other = MusicGen(MusicGenConfig(lm=model.lm.config, pattern=pattern), model.lm, model.conditioner, model.codec)
+    assert other.max_frames == {"valley": 1024, "delay": 2047}[pattern.name]
+    codes = other.generate(["epic"], duration=0.006, seed=3, return_codes=True)[1]
+    other.save_pretrained(tmp_path)
+    loaded = MusicGen.from_pretrained(tmp_path, device="cpu")
+    assert loaded.config.pattern == pattern
+    assert torch.equal(loaded.generate(["epic"], duration=0.006, seed=3, return_codes=True)[1], codes)
 
 
 def test_generate_shapes_and_rates(model):
