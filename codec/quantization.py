@@ -7,10 +7,12 @@
 
 Each level quantizes the residual left by the levels before it. In training a level
   1. initialises its codebook by k-means on the first batch (when kmeans_iters > 0),
-  2. replaces dead codes (EMA count below dead_code_threshold) by vectors of the current batch and
-     resets their running statistics, so the EMA step does not drag them back where they died,
-  3. assigns each vector to its nearest code,
-  4. moves the codebook to the EMA of the vectors assigned to each code.
+  2. assigns each vector to its nearest code,
+  3. moves the codebook to the EMA of the vectors assigned to each code,
+  4. replaces dead codes (EMA count below dead_code_threshold) by vectors of the current batch and
+     resets their running statistics, so later EMA steps do not drag them back where they died.
+Replacing after the assignment keeps the next level from seeing the exact zeros a code placed
+on a vector would leave in its residual (codes learn to sit at the origin, where held-out data never is).
 Under torch.distributed the counts and sums are summed over ranks before each update, and every
 random draw (k-means seeds, replacement vectors, quantizer dropout) comes from a generator seeded
 alike on every rank and indexes the batch concatenated over ranks: the codebooks stay identical on
@@ -128,11 +130,9 @@ class EuclideanCodebook(nn.Module):
     @torch.no_grad()
     def learn(self, vectors: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """One training step on vectors [N, D]: returns codes [N] and counts [K] over all ranks.
-        The codes are picked before the EMA step moves the codebook."""
+        The codes are picked before the EMA step and the replacements move the codebook."""
         if not self.initialized:
             self._initialize(vectors, generator)
-        if self.dead_code_threshold > 0:
-            self._replace_dead_codes(vectors, generator)
         codes = self.encode(vectors)
         counts, sums = code_statistics(vectors, codes, self.bins)
         self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
@@ -140,6 +140,8 @@ class EuclideanCodebook(nn.Module):
         total = self.cluster_size.sum()
         smoothed = (self.cluster_size + self.epsilon) / (total + self.bins * self.epsilon) * total
         self.codebook.copy_(self.embed_sum / smoothed[:, None])
+        if self.dead_code_threshold > 0:
+            self._replace_dead_codes(vectors, generator)
         return codes, counts
 
     def _initialize(self, vectors: torch.Tensor, generator: torch.Generator) -> None:
