@@ -203,7 +203,7 @@ class ResidualVectorQuantizer(nn.Module):
                 level_codes = level.encode(residual)
                 residual = residual - level.decode(level_codes)
                 codes.append(level_codes)
-        return torch.stack(codes, dim=1).view(latent.shape[0], latent.shape[2], -1).transpose(1, 2)
+        return torch.stack(codes, dim=1).view(latent.shape[0], latent.shape[2], -1).transpose(1, 2).contiguous()
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes [B, K, T] -> latent [B, D, T] float32, the sum of the K levels' codes."""
@@ -236,7 +236,7 @@ class ResidualVectorQuantizer(nn.Module):
         }
         return QuantizerOutput(
             quantized=quantized.view(batch, frames, -1).transpose(1, 2),
-            codes=torch.stack(codes, dim=1).view(batch, frames, -1).transpose(1, 2),
+            codes=torch.stack(codes, dim=1).view(batch, frames, -1).transpose(1, 2).contiguous(),
             commitment_loss=self.commitment_weight * torch.stack(losses).mean(),
             metrics=metrics,
         )
