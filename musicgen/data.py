@@ -1,62 +1,131 @@
 """Manifests of captioned audio for LM training.
 
 A manifest is JSONL, one clip a line: {"path": ..., "description": ..., "duration": ...}; extra
-keys are kept as metadata (read with `codec.data.read_manifest`). `musicgen-manifest FOLDER` writes
-one from a folder where each audio file has a sidecar caption (`song.wav` + `song.txt`, or
-`song.json` holding a "description").
+keys are kept as metadata (read with `codec.data.read_manifest`, which resolves relative paths
+against the manifest's folder). `musicgen-manifest FOLDER` writes one from a folder where each
+audio file has a sidecar caption: `song.wav` + `song.txt`, or `song.json` holding a "description"
+(its other keys become metadata). With `--valid-fraction` a seeded share of the clips goes to a
+second, held-out manifest for the validation loss.
+
+    musicgen-manifest data/songs --out data/train.jsonl --valid-fraction 0.05 --valid-out data/valid.jsonl
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
-from codec.audio import find_audio_files
+import numpy as np
+
+from codec.audio import audio_info, find_audio_files
 
 
-def caption_of(audio_path: Path) -> str | None:
-    """The sidecar caption of an audio file: `name.txt`, or `name.json` with a "description"."""
+def sidecar_caption(audio_path: Path) -> dict[str, Any] | None:
+    """The caption record of an audio file from `name.txt` or `name.json`, or None when it has neither.
+
+    Raises ValueError for a .json sidecar that is not an object with a "description" string.
+    """
     text_path = audio_path.with_suffix(".txt")
     if text_path.is_file():
-        return text_path.read_text().strip()
+        return {"description": text_path.read_text().strip()}
     json_path = audio_path.with_suffix(".json")
-    if json_path.is_file():
+    if not json_path.is_file():
+        return None
+    try:
         sidecar = json.loads(json_path.read_text())
-        if isinstance(sidecar, dict) and isinstance(sidecar.get("description"), str):
-            return sidecar["description"]
-    return None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{json_path}: not valid JSON ({error.msg})") from None
+    if not isinstance(sidecar, dict) or not isinstance(sidecar.get("description"), str):
+        raise ValueError(f'{json_path}: expected an object with a "description" string')
+    return {key: value for key, value in sidecar.items() if key not in ("path", "duration")}
 
 
-def write_manifest(folder: str | Path, out: str | Path) -> int:
-    """Write a manifest of every captioned audio file under `folder`; returns the clip count."""
+def manifest_records(folder: str | Path) -> list[dict[str, Any]]:
+    """A record for every captioned, readable audio file under `folder` (absolute paths), sorted by path.
+
+    Files without a caption and files whose header cannot be read are left out, counted and named in a warning.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"not a folder: {folder}")
-    lines, uncaptioned = [], []
+    records, left_out = [], []
     for audio_path in find_audio_files(folder):
-        caption = caption_of(audio_path)
-        if caption is None:
-            uncaptioned.append(audio_path.name)
+        try:
+            caption = sidecar_caption(audio_path)
+        except ValueError as error:
+            left_out.append(f"{audio_path.name} ({error})")
             continue
-        lines.append(json.dumps({"path": str(audio_path.resolve()), "description": caption}))
-    if uncaptioned:
-        warnings.warn(f"{len(uncaptioned)} audio files have no .txt/.json caption and were left out, e.g. {uncaptioned[:3]}")
-    if not lines:
-        raise ValueError(f"no captioned audio files under {folder}")
-    Path(out).write_text("\n".join(lines) + "\n")
-    return len(lines)
+        if caption is None:
+            left_out.append(f"{audio_path.name} (no .txt or .json caption)")
+            continue
+        try:
+            duration = audio_info(audio_path).duration
+        except (RuntimeError, OSError) as error:
+            left_out.append(f"{audio_path.name} (unreadable: {error})")
+            continue
+        records.append({"path": str(audio_path.resolve()), **caption, "duration": duration})
+    if left_out:
+        warnings.warn(f"{len(left_out)} audio files were left out of the manifest: " + "; ".join(left_out[:10])
+                      + (" ..." if len(left_out) > 10 else ""), stacklevel=2)
+    if not records:
+        raise ValueError(f"no captioned, readable audio files under {folder}")
+    return records
+
+
+def split_records(records: list[dict[str, Any]], valid_fraction: float,
+                  seed: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train, valid): round(len * valid_fraction) records drawn by a seeded permutation go to valid; order is kept."""
+    if not 0.0 <= valid_fraction < 1.0:
+        raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
+    valid_count = round(len(records) * valid_fraction)
+    chosen = set(np.random.default_rng(seed).permutation(len(records))[:valid_count].tolist())
+    train = [record for index, record in enumerate(records) if index not in chosen]
+    valid = [record for index, record in enumerate(records) if index in chosen]
+    return train, valid
+
+
+def write_jsonl(records: list[dict[str, Any]], path: str | Path) -> None:
+    """Write records as a manifest, their paths made relative to its folder (the pair can move together)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = path.parent.resolve()
+    lines = [json.dumps({**record, "path": os.path.relpath(record["path"], folder)}) for record in records]
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+def write_manifest(folder: str | Path, out: str | Path, valid_fraction: float = 0.0, valid_out: str | Path | None = None,
+                   seed: int = 0) -> tuple[int, int]:
+    """Write the manifest of `folder` to `out` (and its held-out share to `valid_out`); returns (train, valid) counts.
+
+    Paths in each manifest are relative to that manifest's folder.
+    """
+    if valid_fraction > 0 and valid_out is None:
+        raise ValueError("valid_fraction > 0 needs valid_out, the path of the held-out manifest")
+    train, valid = split_records(manifest_records(folder), valid_fraction, seed)
+    if not train:
+        raise ValueError(f"valid_fraction={valid_fraction} leaves no clips for training out of {len(valid)}")
+    write_jsonl(train, out)
+    if valid_out is not None:
+        write_jsonl(valid, valid_out)
+    return len(train), len(valid)
 
 
 def manifest_main(argv: list[str] | None = None) -> None:
-    """`musicgen-manifest FOLDER --out manifest.jsonl`."""
-    parser = argparse.ArgumentParser(description="Write a JSONL manifest from a folder of audio files with .txt/.json captions.")
+    """`musicgen-manifest FOLDER --out manifest.jsonl [--valid-fraction F --valid-out valid.jsonl]`."""
+    parser = argparse.ArgumentParser(prog="musicgen-manifest",
+                                     description="Write a JSONL manifest from a folder of audio files with .txt/.json captions.")
     parser.add_argument("folder")
-    parser.add_argument("--out", default="manifest.jsonl")
+    parser.add_argument("--out", default="manifest.jsonl", help="the training manifest")
+    parser.add_argument("--valid-fraction", type=float, default=0.0, help="share of clips held out for validation")
+    parser.add_argument("--valid-out", default=None, help="the held-out manifest (needed with --valid-fraction)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the held-out draw")
     args = parser.parse_args(argv)
     try:
-        count = write_manifest(args.folder, args.out)
+        train, valid = write_manifest(args.folder, args.out, args.valid_fraction, args.valid_out, args.seed)
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"musicgen-manifest: {error}")
-    print(json.dumps({"manifest": args.out, "clips": count}))
+    print(json.dumps({"manifest": args.out, "clips": train, "valid_manifest": args.valid_out, "valid_clips": valid}))
