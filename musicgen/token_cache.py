@@ -1,18 +1,24 @@
-"""The token cache: audio turned into codec tokens once, read back as random crops for training.
+"""The token cache: audio turned into codec tokens once, read back as windows for training.
+
+    build_token_cache(codec, read_manifest("train.jsonl"), "runs/lm/tokens/train")   # every rank, then a barrier
+    cache = TokenCache("runs/lm/tokens/train")
+    codes = cache.window(clip, start, frames, special_token)                           # int64 [K, frames]
 
 On disk (one folder):
-    meta.json              K, cardinality, frame rate, shard size
-    shard_00000.npy        int16 codes [K, frames of all clips of the shard], memory-mapped when read
-    shard_00000.jsonl      one line per clip of the shard: offset, frames, description, metadata
-Each shard is written atomically (temporary file, then rename) after its index part, so an
-interrupted build resumes at the first missing shard. Unreadable audio is skipped, counted and named.
+    meta.json              K, cardinality, frame rate, shard size and count, and a fingerprint of codec + manifest
+    shard_00000.json       {"clips": [{offset, frames, description, ...metadata}], "skipped": ["path (why)", ...]}
+    shard_00000.npy        codes [K, frames of all the shard's clips], int16 (int32 above 32768 codes), memory-mapped
+Each shard is written atomically, its index before its codes, so a build that was stopped resumes
+at the shards whose codes are missing. Under torchrun each rank encodes every world_size-th shard.
+Unreadable audio is skipped, counted and named; the cache remembers the skipped files.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,49 +37,82 @@ def shard_name(index: int) -> str:
 
 
 def build_token_cache(codec: Codec, entries: list[dict[str, Any]], out_dir: str | Path, shard_size: int = 256,
-                      progress: bool = True) -> dict[str, Any]:
-    """Encode every manifest entry's audio with the frozen codec into `out_dir`; returns a summary.
+                      progress: bool = True, rank: int = 0, world_size: int = 1) -> None:
+    """Encode the manifest `entries` ({"path", "description", ...}) with the frozen codec into `out_dir`.
 
-    Shards already on disk are kept (resume). The summary counts clips, frames and skipped files.
+    This process writes shards rank, rank + world_size, ...; shards already on disk are kept (resume).
+    Open the result with `TokenCache(out_dir)` once every rank is done.
     """
+    if not entries:
+        raise ValueError("the manifest lists no clips to tokenize")
+    shard_count = (len(entries) + shard_size - 1) // shard_size
+    meta = cache_meta(codec.num_codebooks, codec.cardinality, codec.frame_rate, shard_size, shard_count,
+                      fingerprint(codec, entries))
+    prepare_folder(out_dir, meta)
+    out_dir = Path(out_dir)
+    todo = [shard for shard in range(rank, shard_count, world_size) if not (out_dir / f"{shard_name(shard)}.npy").exists()]
+    bar = tqdm(total=sum(len(entries[shard * shard_size:(shard + 1) * shard_size]) for shard in todo),
+               desc="tokenizing", unit="clip", disable=not progress)
+    for shard in todo:
+        clips, skipped = encode_clips(codec, entries[shard * shard_size:(shard + 1) * shard_size], bar)
+        write_shard(out_dir, shard, clips, skipped, codec.cardinality)
+    bar.close()
+
+
+def write_token_cache(out_dir: str | Path, clips: Sequence[tuple[torch.Tensor, dict[str, Any]]], cardinality: int,
+                      frame_rate: float, shard_size: int = 256) -> TokenCache:
+    """A cache of codes already at hand: clips of (codes [K, T] int, entry {"description", ...})."""
+    if not clips:
+        raise ValueError("write_token_cache needs at least one clip")
+    num_codebooks = clips[0][0].shape[0]
+    shard_count = (len(clips) + shard_size - 1) // shard_size
+    digest = hashlib.sha256()
+    for codes, entry in clips:
+        digest.update(codes.numpy().astype(np.int64).tobytes() + json.dumps(entry, sort_keys=True).encode())
+    prepare_folder(out_dir, cache_meta(num_codebooks, cardinality, frame_rate, shard_size, shard_count, digest.hexdigest()))
+    for shard in range(shard_count):
+        write_shard(Path(out_dir), shard, list(clips[shard * shard_size:(shard + 1) * shard_size]), [], cardinality)
+    return TokenCache(out_dir)
+
+
+def cache_meta(num_codebooks: int, cardinality: int, frame_rate: float, shard_size: int, shard_count: int,
+               source: str) -> dict[str, Any]:
+    return {"num_codebooks": num_codebooks, "cardinality": cardinality, "frame_rate": frame_rate,
+            "shard_size": shard_size, "shards": shard_count, "source": source}
+
+
+def fingerprint(codec: Codec, entries: list[dict[str, Any]]) -> str:
+    """A digest of the codec's weights and config and of the manifest entries: what a cache was built from."""
+    digest = hashlib.sha256(json.dumps(entries, sort_keys=True).encode())
+    digest.update(json.dumps(codec.num_codebooks).encode())
+    for name, tensor in sorted(codec.state_dict().items()):
+        digest.update(name.encode() + tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def prepare_folder(out_dir: str | Path, meta: dict[str, Any]) -> None:
+    """Create the cache folder with its meta.json, or check that the one there describes the same build."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = {"num_codebooks": codec.num_codebooks, "cardinality": codec.cardinality,
-            "frame_rate": codec.frame_rate, "sample_rate": codec.sample_rate, "shard_size": shard_size}
-    _check_or_write_meta(out_dir / META_NAME, meta)
-    skipped: list[str] = []
-    shard_count = (len(entries) + shard_size - 1) // shard_size
-    bar = tqdm(total=len(entries), desc="tokenizing", unit="clip", disable=not progress)
-    for shard in range(shard_count):
-        shard_entries = entries[shard * shard_size:(shard + 1) * shard_size]
-        if not (out_dir / f"{shard_name(shard)}.npy").exists():
-            skipped += _write_shard(codec, shard_entries, out_dir, shard)
-        bar.update(len(shard_entries))
-    bar.close()
-    if skipped:
-        warnings.warn(f"skipped {len(skipped)} unreadable audio files: {', '.join(skipped[:10])}"
-                      + (" ..." if len(skipped) > 10 else ""))
-    cache = TokenCache(out_dir)
-    return {"clips": len(cache), "frames": cache.total_frames, "skipped": len(skipped), "skipped_files": skipped}
-
-
-def _check_or_write_meta(path: Path, meta: dict[str, Any]) -> None:
+    path = out_dir / META_NAME
     if path.exists():
         existing = json.loads(path.read_text())
         if existing != meta:
-            raise ValueError(f"{path.parent} holds a token cache of another codec or shard size: {existing} != {meta}; "
-                             "use a new folder")
+            differing = sorted(key for key in meta if existing.get(key) != meta[key])
+            raise ValueError(f"{out_dir} holds a token cache of another build (differs in {', '.join(differing)}: "
+                             f"another codec, manifest or shard size); delete it or use a new folder")
         return
-    path.write_text(json.dumps(meta, indent=1))
+    atomic_write(path, json.dumps(meta, indent=1).encode())
 
 
 @torch.inference_mode()
-def _write_shard(codec: Codec, entries: list[dict[str, Any]], out_dir: Path, shard: int) -> list[str]:
-    """Encode one shard's clips, write index part then codes atomically; returns the skipped paths."""
+def encode_clips(codec: Codec, entries: list[dict[str, Any]],
+                 bar: tqdm) -> tuple[list[tuple[torch.Tensor, dict[str, Any]]], list[str]]:
+    """(codes [K, T], entry) for each readable entry, and "path (why)" for each skipped one."""
     device = next(codec.parameters()).device
-    codes_of_clips, index_lines, skipped = [], [], []
-    offset = 0
+    clips, skipped = [], []
     for entry in entries:
+        bar.update(1)
         try:
             wav = read_audio(entry["path"], codec.sample_rate, codec.channels)
         except Exception as error:  # noqa: BLE001 - any decoding failure skips the file, never the build
@@ -82,86 +121,100 @@ def _write_shard(codec: Codec, entries: list[dict[str, Any]], out_dir: Path, sha
         if wav.shape[-1] < codec.hop_length:
             skipped.append(f"{entry['path']} (shorter than one codec frame)")
             continue
-        codes = codec.encode(wav[None].to(device))[0].cpu()
-        codes_of_clips.append(codes.numpy().astype(np.int16))
-        frames = codes.shape[-1]
-        index_lines.append(json.dumps({**entry, "offset": offset, "frames": frames}))
-        offset += frames
-    num_codebooks = codec.num_codebooks
-    all_codes = np.concatenate(codes_of_clips, axis=1) if codes_of_clips else np.zeros((num_codebooks, 0), np.int16)
-    _atomic_write(out_dir / f"{shard_name(shard)}.jsonl", lambda f: f.write(("\n".join(index_lines) + "\n").encode()))
-    _atomic_write(out_dir / f"{shard_name(shard)}.npy", lambda f: np.save(f, all_codes))
-    return skipped
+        clips.append((codec.encode(wav[None].to(device))[0].cpu(), entry))
+    return clips, skipped
 
 
-def _atomic_write(path: Path, write) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+def write_shard(out_dir: Path, shard: int, clips: list[tuple[torch.Tensor, dict[str, Any]]], skipped: list[str],
+                cardinality: int) -> None:
+    """Write one shard atomically: its index (.json) first, then its codes (.npy), whose presence marks it done."""
+    dtype = np.int16 if cardinality <= 2**15 else np.int32
+    index, offset = [], 0
+    for codes, entry in clips:
+        index.append({**entry, "offset": offset, "frames": codes.shape[-1]})
+        offset += codes.shape[-1]
+    num_codebooks = clips[0][0].shape[0] if clips else 0
+    all_codes = (np.concatenate([codes.numpy().astype(dtype) for codes, _ in clips], axis=1) if clips
+                 else np.zeros((num_codebooks, 0), dtype))
+    atomic_write(out_dir / f"{shard_name(shard)}.json", json.dumps({"clips": index, "skipped": skipped}).encode())
+    atomic_write(out_dir / f"{shard_name(shard)}.npy", lambda handle: np.save(handle, all_codes))
 
 
-@dataclass
-class Clip:
-    shard: int
-    offset: int
-    frames: int
-    description: str
-    metadata: dict[str, Any]
+def atomic_write(path: Path, content: bytes | Any) -> None:
+    """Write bytes (or call content(handle)) into a temporary file beside `path`, fsync, then rename it over `path`."""
+    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(temporary, "wb") as handle:
+            if isinstance(content, bytes):
+                handle.write(content)
+            else:
+                content(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 class TokenCache:
-    """Read side of a token cache: clips of codes `[K, frames]` from memory-mapped shards."""
+    """Read side of a complete token cache: clips of codes [K, frames] from memory-mapped shards."""
 
     def __init__(self, folder: str | Path) -> None:
         folder = Path(folder)
         meta_path = folder / META_NAME
         if not meta_path.is_file():
             raise FileNotFoundError(f"no token cache in {folder} (missing {META_NAME})")
+        self.folder = folder
         self.meta = json.loads(meta_path.read_text())
-        self.num_codebooks = self.meta["num_codebooks"]
-        self.cardinality = self.meta["cardinality"]
+        self.num_codebooks: int = self.meta["num_codebooks"]
+        self.cardinality: int = self.meta["cardinality"]
+        self.frame_rate: float = self.meta["frame_rate"]
+        missing = [shard for shard in range(self.meta["shards"]) if not (folder / f"{shard_name(shard)}.npy").exists()]
+        if missing:
+            raise ValueError(f"the token cache in {folder} is incomplete: {len(missing)} of {self.meta['shards']} shards "
+                             f"are missing (first {shard_name(missing[0])}); run the build again to finish it")
         self.shards: list[np.ndarray] = []
-        self.clips: list[Clip] = []
-        shard = 0
-        while (folder / f"{shard_name(shard)}.npy").exists():
+        self.clips: list[dict[str, Any]] = []
+        self.skipped: list[str] = []
+        for shard in range(self.meta["shards"]):
             self.shards.append(np.load(folder / f"{shard_name(shard)}.npy", mmap_mode="r"))
-            for line in (folder / f"{shard_name(shard)}.jsonl").read_text().splitlines():
-                if line.strip():
-                    entry = json.loads(line)
-                    offset, frames = entry.pop("offset"), entry.pop("frames")
-                    self.clips.append(Clip(shard, offset, frames, entry.pop("description", ""), entry))
-            shard += 1
+            index = json.loads((folder / f"{shard_name(shard)}.json").read_text())
+            self.clips += [{**clip, "shard": shard} for clip in index["clips"]]
+            self.skipped += index["skipped"]
         if not self.clips:
-            raise ValueError(f"the token cache in {folder} holds no clips")
+            raise ValueError(f"the token cache in {folder} holds no clips; none of its audio could be read: "
+                             + "; ".join(self.skipped[:5]))
 
     def __len__(self) -> int:
         return len(self.clips)
 
     @property
-    def total_frames(self) -> int:
-        return sum(clip.frames for clip in self.clips)
+    def frames(self) -> np.ndarray:
+        """Frames of every clip, int64 [clips]."""
+        return np.array([clip["frames"] for clip in self.clips], dtype=np.int64)
+
+    def description(self, index: int) -> str:
+        return self.clips[index].get("description", "")
 
     def codes(self, index: int, start: int = 0, length: int | None = None) -> torch.Tensor:
-        """Codes of clip `index` from frame `start`: int64 [K, length]."""
+        """Codes of clip `index` from frame `start`: int64 [K, length] (to the clip's end by default)."""
         clip = self.clips[index]
-        length = clip.frames - start if length is None else length
-        window = self.shards[clip.shard][:, clip.offset + start:clip.offset + start + length]
+        length = clip["frames"] - start if length is None else length
+        if start < 0 or length < 0 or start + length > clip["frames"]:
+            raise ValueError(f"frames [{start}, {start + length}) lie outside clip {index} of {clip['frames']} frames")
+        window = self.shards[clip["shard"]][:, clip["offset"] + start:clip["offset"] + start + length]
         return torch.from_numpy(window.astype(np.int64))
 
-    def random_crop(self, index: int, segment_frames: int, special_token: int,
-                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """A random window of `segment_frames` of clip `index`: (codes [K, segment] int64, valid [segment] bool).
+    def window(self, index: int, start: int, frames: int, special_token: int) -> torch.Tensor:
+        """`frames` frames of clip `index` from `start`: int64 [K, frames]; past the clip's end, `special_token` (padding)."""
+        available = max(0, min(frames, self.clips[index]["frames"] - start))
+        codes = torch.full((self.num_codebooks, frames), special_token, dtype=torch.long)
+        codes[:, :available] = self.codes(index, start, available)
+        return codes
 
-        A clip shorter than the segment is padded with `special_token`, its padding marked invalid.
-        """
-        frames = self.clips[index].frames
-        start = int(torch.randint(0, max(frames - segment_frames, 0) + 1, (1,), generator=generator))
-        window = self.codes(index, start, min(segment_frames, frames))
-        valid = torch.zeros(segment_frames, dtype=torch.bool)
-        valid[:window.shape[-1]] = True
-        codes = torch.full((self.num_codebooks, segment_frames), special_token, dtype=torch.long)
-        codes[:, :window.shape[-1]] = window
-        return codes, valid
+
+def warn_skipped(cache: TokenCache) -> None:
+    """One warning naming the audio files the build could not read (nothing when there were none)."""
+    if cache.skipped:
+        warnings.warn(f"the token cache in {cache.folder} skipped {len(cache.skipped)} unreadable audio files: "
+                      + "; ".join(cache.skipped[:10]) + (" ..." if len(cache.skipped) > 10 else ""), stacklevel=2)
