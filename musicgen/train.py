@@ -1,0 +1,273 @@
+"""Train the MusicGen LM: `musicgen-train --config configs/lm/small.yaml [--resume] key=value ...`.
+
+Runs as one process, or as many under `torchrun --nproc_per_node=N` (DistributedDataParallel, gloo
+on CPU, NCCL on GPU; `fsdp=true` shards the model instead). The model starts from scratch (a codec
+folder, a T5 text encoder folder, LM sizes and a pattern) or from a MusicGen checkpoint (`init_from`).
+The frozen codec tokenizes the manifests once into token caches; each step then reads random
+windows of tokens with their captions (condition and word dropout), and the loss is the
+cross-entropy of every codebook over the positions the pattern fills, averaged over codebooks.
+The global batch is `data.batch_size` whatever the number of processes (gradient accumulation
+over micro-batches where needed), and what a step reads depends only on the step, so a run
+resumed with `--resume` from its newest checkpoint reaches the same weights as one never stopped.
+At the end, `run_dir/model` holds an export that `MusicGen.from_pretrained` loads.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from codec.checkpointing import latest_checkpoint, load_checkpoint
+from codec.config import load_config, save_config
+from codec.data import StepBatchSampler
+from codec.distributed import DistributedEnv, all_reduce_sum, cleanup, init_distributed, seed_everything
+from codec.schedule import warmup_cosine
+from codec.train_log import JsonlLog, Progress
+from patterns import Pattern
+
+from .api import MusicGenConfig
+from .loss import codebook_cross_entropy, inputs_and_targets
+from .train_data import CaptionedSegments
+from .train_setup import (ConditionedLM, check_data, export_model, gradient_sync, load_model, load_training_state,
+                          prepare_caches, restore_rank_rng, wrap_model, write_checkpoint)
+
+
+@dataclass
+class DataConfig:
+    manifest: str = ""                   # JSONL of training clips; empty: use the token cache already in cache_dir/train
+    valid_manifest: str = ""             # held-out clips for the validation loss; empty: cache_dir/valid if there is one
+    cache_dir: str = ""                  # token caches (default run_dir/tokens), built once by the frozen codec
+    shard_size: int = 256                # clips per cache shard
+    segment_seconds: float = 10.0        # window length; shorter clips are padded and the padding is not scored
+    batch_size: int = 16                 # global: the same whatever the number of processes
+    micro_batch_size: int = 0            # per process and forward; 0: batch_size / processes (no accumulation)
+    condition_dropout: float = 0.3       # whole captions replaced by the null condition (classifier-free guidance)
+    word_dropout: float = 0.3            # each caption word left out with this probability
+    num_workers: int = 0
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    weight_decay: float = 0.1
+    warmup_steps: int = 100
+    min_lr_factor: float = 0.0           # cosine decay to lr * min_lr_factor at the last step
+    grad_clip: float = 1.0               # 0: no clipping
+
+
+@dataclass
+class TrainConfig:
+    init_from: str = ""                  # fine-tuning: a MusicGen checkpoint folder (this project's or Hugging Face's)
+    codec: str = ""                      # from scratch: a Codec.from_pretrained folder
+    text_encoder: str = ""               # from scratch: a T5 encoder + tokenizer folder (see musicgen.text_encoder)
+    model: MusicGenConfig | None = None  # from scratch: LM sizes, pattern, generation defaults
+    train_text_encoder: bool = False     # train the T5 encoder with the LM (frozen by default)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    steps: int = 1000
+    seed: int = 0
+    run_dir: str = "runs/lm"
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    eval_every: int = 0                  # validation every N steps (0: after the last step only)
+    eval_items: int = 64                 # validation windows (rounded up to a multiple of the process count)
+    device: str = "auto"                 # auto, cpu or cuda
+    fsdp: bool = False                   # shard parameters, gradients and optimizer state across processes
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss or the gradient norm became NaN or infinite; the weights of that step were not updated."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="musicgen-train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="YAML config, e.g. configs/lm/small.yaml")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in run_dir")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides: steps=100 data.manifest=train.jsonl optim.lr=1e-3")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    config = load_config(TrainConfig, args.config, args.overrides)
+    env = init_distributed(None if config.device == "auto" else config.device)
+    try:
+        train(config, env, resume=args.resume)
+    finally:
+        cleanup()
+
+
+def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Path:
+    """Run (or continue) training; returns the export folder."""
+    run_dir = Path(config.run_dir)
+    micro_batch = check_config(config, env)
+
+    # Model and data, checked against each other before any step runs.
+    seed_everything(config.seed)
+    musicgen = load_model(config)
+    musicgen.conditioner.set_trainable(config.train_text_encoder)
+    musicgen.to(env.device)
+    train_cache, valid_cache = prepare_caches(config, musicgen.codec, env)
+    pattern = check_data(config, musicgen, train_cache, valid_cache)
+    special = musicgen.lm.special_token
+    dataset = CaptionedSegments(train_cache, pattern.timesteps, special, config.seed, config.data.condition_dropout,
+                                config.data.word_dropout)
+    valid_set = (CaptionedSegments(valid_cache, pattern.timesteps, special, config.seed + 1)
+                 if valid_cache is not None else None)
+
+    # Distributed wrapper, optimizer, schedule; on resume they and this rank's RNG come back.
+    conditioned_lm = ConditionedLM(musicgen.lm, musicgen.conditioner).train()
+    model = wrap_model(conditioned_lm, config.fsdp, config.train_text_encoder, env)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.optim.lr,
+                                  betas=tuple(config.optim.betas), weight_decay=config.optim.weight_decay)
+    scheduler = warmup_cosine(optimizer, config.optim.warmup_steps, config.steps, config.optim.min_lr_factor)
+    start_step = 0
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint)
+        start_step = state["step"]
+        load_training_state(model, optimizer, state)
+        scheduler.load_state_dict(state["scheduler"])
+        restore_rank_rng(state["rng"], config.seed + start_step, env)
+    else:
+        seed_everything(config.seed, env.rank)
+    if env.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / "config.yaml")
+        trained = sum(p.numel() for p in conditioned_lm.parameters() if p.requires_grad)
+        print(f"musicgen-train: {trained:,} trained parameters, {len(train_cache)} clips, {pattern.timesteps} frames "
+              f"a window ({musicgen.config.pattern.name} pattern, {pattern.num_steps} steps), "
+              f"{env.world_size} process(es) on {env.device}, each {config.data.batch_size // env.world_size // micro_batch} "
+              f"micro-batch(es) of {micro_batch} a step, "
+              + (f"resuming at step {start_step}" if checkpoint else "starting at step 0"), flush=True)
+
+    sampler = StepBatchSampler(config.data.batch_size // env.world_size, start_step, config.steps, env.rank,
+                               env.world_size)
+    # The loader's own generator: creating its iterator must not draw from the global RNG (restored on resume).
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=config.data.num_workers,
+                                         generator=torch.Generator().manual_seed(config.seed))
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if env.device.type == "cuda"
+                else contextlib.nullcontext())
+    log = JsonlLog(run_dir / "log.jsonl", resume_step=start_step if checkpoint else None) if env.is_main else None
+    progress = Progress(config.steps, initial=start_step, keys=("loss", "valid_loss"), enabled=env.is_main)
+
+    for step, (codes, captions) in enumerate(loader, start=start_step):
+        started = time.perf_counter()
+        inputs, targets = inputs_and_targets(pattern, codes.to(env.device), special)
+        counts = all_reduce_sum((targets != special).sum(dim=(0, 2)).double()).clamp(min=1)
+
+        # Forward and backward over the micro-batches; the loss is normalised by the global token counts,
+        # so the gradient is that of the mean over the global batch whatever the split.
+        optimizer.zero_grad(set_to_none=True)
+        sums = torch.zeros_like(counts)
+        for first in range(0, inputs.shape[0], micro_batch):
+            part = slice(first, first + micro_batch)
+            with gradient_sync(model, enabled=first + micro_batch >= inputs.shape[0]):
+                with autocast:
+                    logits = model(inputs[part], list(captions[part]))
+                micro_sums, _ = codebook_cross_entropy(logits, targets[part], special)
+                ((micro_sums / counts).mean() * env.world_size).backward()
+            sums += micro_sums.detach().double()
+        cross_entropy = all_reduce_sum(sums) / counts
+        grad_norm = clip_gradients(model, config.optim.grad_clip)
+        if not (torch.isfinite(cross_entropy).all() and math.isfinite(grad_norm)):
+            newest = latest_checkpoint(run_dir)
+            raise NonFiniteLossError(
+                f"non-finite loss at step {step + 1}: cross-entropy per codebook {cross_entropy.tolist()}, grad norm "
+                f"{grad_norm}; this step's update was not applied and training stopped. Newest good checkpoint: "
+                f"{newest or 'none yet'}; continue from it with --resume, e.g. with a lower optim.lr or optim.grad_clip")
+        optimizer.step()
+        scheduler.step()
+
+        # Log (with validation when due), then checkpoint.
+        done = step + 1
+        elapsed = time.perf_counter() - started
+        tokens = int(counts.sum().item())
+        record = {"step": done, "loss": cross_entropy.mean().item(), "lr": scheduler.get_last_lr()[0],
+                  "grad_norm": grad_norm, "tokens": tokens, "tokens_per_second": tokens / elapsed, "step_time": elapsed,
+                  **per_codebook("", cross_entropy)}
+        if valid_set is not None and (done == config.steps or (config.eval_every and done % config.eval_every == 0)):
+            record.update(evaluate(conditioned_lm, valid_set, config.eval_items, micro_batch, pattern, special, env,
+                                   autocast))
+        if env.is_main:
+            log.write(record)
+            progress.update(record)
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            write_checkpoint(run_dir, done, config, model, optimizer, scheduler, env)
+    progress.close()
+    if env.is_main:
+        log.close()
+    return export_model(config, model, run_dir / "model", env)
+
+
+def check_config(config: TrainConfig, env: DistributedEnv) -> int:
+    """Errors a run would otherwise hit only later; returns the micro-batch size."""
+    from_scratch = [name for name in ("codec", "text_encoder", "model") if getattr(config, name)]
+    if config.init_from and from_scratch:
+        raise ValueError(f"give either init_from (fine-tuning) or codec, text_encoder and model (from scratch), "
+                         f"not both: init_from={config.init_from!r} and {', '.join(from_scratch)} are set")
+    if not config.init_from and len(from_scratch) < 3:
+        missing = sorted({"codec", "text_encoder", "model"} - set(from_scratch))
+        raise ValueError(f"a model from scratch needs codec, text_encoder and model; missing {', '.join(missing)} "
+                         "(or give init_from, a MusicGen checkpoint folder, to fine-tune)")
+    if config.steps < 1 or config.checkpoint_every < 1 or config.eval_every < 0 or config.eval_items < 1:
+        raise ValueError(f"expected steps, checkpoint_every, eval_items >= 1 and eval_every >= 0, got {config.steps}, "
+                         f"{config.checkpoint_every}, {config.eval_items} and {config.eval_every}")
+    batch = config.data.batch_size
+    if batch < 1 or batch % env.world_size:
+        raise ValueError(f"data.batch_size={batch} must be a positive multiple of the number of processes ({env.world_size})")
+    per_rank = batch // env.world_size
+    micro_batch = config.data.micro_batch_size or per_rank
+    if micro_batch < 1 or per_rank % micro_batch:
+        raise ValueError(f"data.micro_batch_size={micro_batch} must divide the batch of each process "
+                         f"({batch} / {env.world_size} processes = {per_rank})")
+    return micro_batch
+
+
+def clip_gradients(model: torch.nn.Module, max_norm: float) -> float:
+    """Clip to `max_norm` when it is positive; the gradient norm before clipping (over all processes)."""
+    parameters = [p for p in model.parameters() if p.grad is not None]
+    norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm if max_norm > 0 else math.inf)
+    return (norm.full_tensor() if hasattr(norm, "full_tensor") else norm).item()
+
+
+def per_codebook(prefix: str, cross_entropy: torch.Tensor) -> dict[str, float]:
+    """{"ce/k": ..., "ppl/k": ...} of a [K] cross-entropy, keys prefixed (e.g. "valid_")."""
+    values = {}
+    for k, value in enumerate(cross_entropy.tolist()):
+        values[f"{prefix}ce/{k}"] = value
+        values[f"{prefix}ppl/{k}"] = math.exp(min(value, 80.0))
+    return values
+
+
+@torch.no_grad()
+def evaluate(conditioned_lm: ConditionedLM, valid_set: CaptionedSegments, items: int, micro_batch: int,
+             pattern: Pattern, special: int, env: DistributedEnv,
+             autocast: contextlib.AbstractContextManager) -> dict[str, float]:
+    """Validation loss over the first `items` windows of the held-out cache (every process takes an equal share)."""
+    conditioned_lm.eval()
+    per_rank = math.ceil(items / env.world_size)
+    indices = range(env.rank * per_rank, (env.rank + 1) * per_rank)
+    sums = torch.zeros(pattern.n_q, dtype=torch.float64, device=env.device)
+    counts = torch.zeros_like(sums)
+    for first in range(0, per_rank, micro_batch):
+        codes, captions = zip(*(valid_set[index] for index in indices[first:first + micro_batch]))
+        inputs, targets = inputs_and_targets(pattern, torch.stack(codes).to(env.device), special)
+        with autocast:
+            logits = conditioned_lm(inputs, list(captions))
+        micro_sums, micro_counts = codebook_cross_entropy(logits, targets, special)
+        sums += micro_sums.double()
+        counts += micro_counts.double()
+    conditioned_lm.train()
+    cross_entropy = all_reduce_sum(sums) / all_reduce_sum(counts).clamp(min=1)
+    return {"valid_loss": cross_entropy.mean().item(), **per_codebook("valid_", cross_entropy)}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""LM training in one process: a tiny LM learns token sequences by caption under every pattern; bad input fails clearly."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sentencepiece
+import torch
+
+from codec.checkpointing import latest_checkpoint, load_checkpoint
+from codec.config import config_from_dict
+from codec.distributed import DistributedEnv
+from codec.train_log import read_jsonl
+from lm_train_inputs import one_thread  # noqa: F401 (autouse fixture)
+from lm_train_inputs import CAPTIONS, CARD, NUM_CODEBOOKS, make_sources, train_config, write_caches
+from musicgen import MusicGen
+from musicgen.conditioners import TextConditioner
+from musicgen.text_encoder import main as text_encoder_main
+from musicgen.train import NonFiniteLossError, TrainConfig, main, train
+from patterns import PATTERN_NAMES
+
+ONE_PROCESS = DistributedEnv(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
+FRAMES = 6
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    return make_sources(tmp_path_factory.mktemp("sources"))
+
+
+def run(config: dict) -> str:
+    return train(config_from_dict(TrainConfig, config), ONE_PROCESS)
+
+
+def greedy_codes(export, captions: list[str], frames: int) -> torch.Tensor:
+    model = MusicGen.from_pretrained(export, device="cpu")
+    _, codes = model.generate(captions, duration=frames / model.frame_rate, use_sampling=False, cfg_coef=1.0,
+                              return_codes=True)
+    return codes
+
+
+@pytest.mark.parametrize("pattern", PATTERN_NAMES)
+def test_tiny_lm_learns_each_caption_sequence(sources, tmp_path, pattern):
+    clips = write_caches(tmp_path / "tokens", [FRAMES] * 4, valid_frames=[FRAMES] * 2)
+    export = run(train_config(sources, tmp_path / "run", tmp_path / "tokens", pattern, FRAMES, steps=80,
+                              checkpoint_every=80, eval_every=40, eval_items=4))
+
+    log = read_jsonl(tmp_path / "run" / "log.jsonl")
+    assert [record["step"] for record in log] == list(range(1, 81))
+    assert log[0]["loss"] > 2.5                       # about ln(16) at the start
+    assert log[-1]["loss"] < 0.05
+    assert {f"ppl/{k}" for k in range(NUM_CODEBOOKS)} <= set(log[-1])
+    assert "valid_loss" in log[39] and "valid_loss" in log[-1] and "valid_loss" not in log[0]
+    assert all(record["tokens_per_second"] > 0 and record["lr"] > 0 for record in log)
+    # Greedy generation from each caption gives back that caption's sequence.
+    assert torch.equal(greedy_codes(export, CAPTIONS, FRAMES), torch.stack([codes for codes, _ in clips]))
+
+
+def test_fine_tuning_starts_from_the_checkpoint_and_trains_the_text_encoder(sources, tmp_path):
+    write_caches(tmp_path / "tokens", [FRAMES] * 4)
+    first = run(train_config(sources, tmp_path / "first", tmp_path / "tokens", steps=60, checkpoint_every=60))
+    tuned = train_config(sources, tmp_path / "tuned", tmp_path / "tokens", steps=3, checkpoint_every=3,
+                         train_text_encoder=True, optim={"lr": 1e-3, "warmup_steps": 0})
+    for key in ("codec", "text_encoder", "model"):
+        del tuned[key]
+    export = run({**tuned, "init_from": str(first)})
+
+    log = read_jsonl(tmp_path / "tuned" / "log.jsonl")
+    assert log[0]["loss"] < 0.1                       # the fine-tuned LM already knows the sequences
+    before, after = MusicGen.from_pretrained(first), MusicGen.from_pretrained(export)
+    encoder_before = before.conditioner.encoder.state_dict()
+    changed = [name for name, tensor in after.conditioner.encoder.state_dict().items()
+               if not torch.equal(tensor, encoder_before[name])]
+    assert changed, "train_text_encoder=true must change the exported text encoder"
+    assert after.lm.config == before.lm.config and after.config.pattern == before.config.pattern
+
+
+def test_a_padded_short_clip_is_scored_only_on_its_frames(sources, tmp_path):
+    # One clip of 2 frames in windows of 6: 4 frames of padding a window that the loss must not score.
+    write_caches(tmp_path / "tokens", [2])
+    run(train_config(sources, tmp_path / "run", tmp_path / "tokens", steps=2, checkpoint_every=2, data={"batch_size": 2}))
+    record = read_jsonl(tmp_path / "run" / "log.jsonl")[0]
+    assert record["tokens"] == 2 * 2 * NUM_CODEBOOKS   # 2 windows x 2 frames x K codebooks
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(sources, tmp_path):
+    write_caches(tmp_path / "tokens", [FRAMES] * 4)
+    # An absurd learning rate: step 1 is finite, its update makes step 2's attention overflow.
+    config = train_config(sources, tmp_path / "run", tmp_path / "tokens", steps=5, checkpoint_every=1,
+                          optim={"lr": 1e30, "warmup_steps": 0})
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at step 2.*checkpoint_00000001\.pt"):
+        run(config)
+    newest = latest_checkpoint(tmp_path / "run")
+    assert newest.name == "checkpoint_00000001.pt"
+    assert all(torch.isfinite(tensor).all() for tensor in load_checkpoint(newest)["model"].values())
+
+
+def test_empty_manifest_is_a_clear_error(sources, tmp_path):
+    manifest = tmp_path / "empty.jsonl"
+    manifest.write_text("\n")
+    config = train_config(sources, tmp_path / "run", tmp_path / "tokens", data={"manifest": str(manifest)})
+    with pytest.raises(ValueError, match="lists no audio files"):
+        run(config)
+
+
+def test_manifest_line_without_path_is_a_clear_error(sources, tmp_path):
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text(json.dumps({"path": "a.wav", "description": "x"}) + "\n" + json.dumps({"description": "y"}) + "\n")
+    config = train_config(sources, tmp_path / "run", tmp_path / "tokens", data={"manifest": str(manifest)})
+    with pytest.raises(ValueError, match=r'train\.jsonl:2: expected an object with a "path"'):
+        run(config)
+
+
+def test_codec_disagreeing_with_the_lm_is_a_clear_error(sources, tmp_path):
+    config = train_config(sources, tmp_path / "run", tmp_path / "tokens")
+    config["model"]["lm"]["card"] = 2 * CARD
+    with pytest.raises(ValueError, match=f"codec has K={NUM_CODEBOOKS} codebooks of {CARD} codes, the LM expects "
+                                         f"K={NUM_CODEBOOKS} of {2 * CARD}"):
+        run(config)
+    config["model"]["lm"].update(card=CARD, num_codebooks=NUM_CODEBOOKS + 1)
+    with pytest.raises(ValueError, match=f"the LM expects K={NUM_CODEBOOKS + 1}"):
+        run(config)
+
+
+def test_token_cache_disagreeing_with_the_lm_is_a_clear_error(sources, tmp_path):
+    from musicgen.token_cache import write_token_cache
+    write_token_cache(tmp_path / "tokens" / "train", [(torch.zeros(NUM_CODEBOOKS, FRAMES, dtype=torch.long), {})],
+                      cardinality=2 * CARD, frame_rate=1000.0)
+    with pytest.raises(ValueError, match=f"holds K={NUM_CODEBOOKS} codebooks of {2 * CARD} codes"):
+        run(train_config(sources, tmp_path / "run", tmp_path / "tokens"))
+
+
+def test_config_errors_name_what_is_wrong(sources, tmp_path):
+    base = train_config(sources, tmp_path / "run", tmp_path / "tokens")
+    with pytest.raises(ValueError, match="missing model"):
+        run({key: value for key, value in base.items() if key != "model"})
+    with pytest.raises(ValueError, match="not both"):
+        run({**base, "init_from": str(tmp_path)})
+    with pytest.raises(ValueError, match="micro_batch_size=3 must divide"):
+        run({**base, "data": {**base["data"], "micro_batch_size": 3}})
+    with pytest.raises(ValueError, match="no token cache"):
+        run(base)
+    with pytest.raises(ValueError, match="unknown config key 'optim.learning_rate'"):
+        main(["--config", str(Path(__file__).parents[1] / "configs" / "lm" / "tiny.yaml"), "optim.learning_rate=1"])
+
+
+def test_text_encoder_from_scratch_tokenizes_like_its_sentencepiece_model(tmp_path):
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text("".join(json.dumps({"path": f"{index}.wav", "description": caption}) + "\n"
+                                for index, caption in enumerate(CAPTIONS * 3)))
+    text_encoder_main(["--manifest", str(manifest), "--out", str(tmp_path / "text"), "--vocab-size", "48",
+                       "--d-model", "16", "--layers", "1", "--heads", "2"])
+    conditioner = TextConditioner.from_pretrained(tmp_path / "text")
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(tmp_path / "text" / "spiece.model"))
+    for text in CAPTIONS + ["an unseen caption, with Unknown letters!", "  extra   spaces "]:
+        assert conditioner.tokenizer(text).input_ids == processor.encode(text) + [1]    # then </s>
+    condition, mask = conditioner(["slow piano", ""])
+    assert condition.shape[::2] == (2, 16) and mask[0].any() and not mask[1].any()
+    assert not any(parameter.requires_grad for parameter in conditioner.parameters())
