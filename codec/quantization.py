@@ -29,16 +29,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized()
-
-
-def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-    """Sum `tensor` in place over ranks (unchanged in a single process); returns it."""
-    if _distributed():
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return tensor
+from .distributed import all_reduce_sum, is_distributed, rank, world_size
 
 
 def squared_distances(vectors: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
@@ -66,11 +57,11 @@ def sample_rows(vectors: torch.Tensor, count: int, generator: torch.Generator) -
     """`count` rows [count, D] drawn at random from the batch concatenated over ranks (rank order),
     without replacement when there are enough; the same rows on every rank."""
     offset, total = 0, len(vectors)
-    if _distributed():
-        sizes = [torch.zeros(1, dtype=torch.long, device=vectors.device) for _ in range(dist.get_world_size())]
+    if is_distributed():
+        sizes = [torch.zeros(1, dtype=torch.long, device=vectors.device) for _ in range(world_size())]
         dist.all_gather(sizes, torch.tensor([len(vectors)], device=vectors.device))
         sizes = torch.cat(sizes).tolist()
-        offset, total = sum(sizes[: dist.get_rank()]), sum(sizes)
+        offset, total = sum(sizes[: rank()]), sum(sizes)
     if total >= count:
         indices = torch.randperm(total, generator=generator)[:count]
     else:
