@@ -17,6 +17,7 @@ from lm_train_inputs import CAPTIONS, CARD, NUM_CODEBOOKS, make_sources, train_c
 from musicgen import MusicGen
 from musicgen.conditioners import TextConditioner
 from musicgen.text_encoder import main as text_encoder_main
+from musicgen.token_cache import write_token_cache
 from musicgen.train import NonFiniteLossError, TrainConfig, main, train
 from patterns import PATTERN_NAMES
 
@@ -124,7 +125,6 @@ def test_codec_disagreeing_with_the_lm_is_a_clear_error(sources, tmp_path):
 
 
 def test_token_cache_disagreeing_with_the_lm_is_a_clear_error(sources, tmp_path):
-    from musicgen.token_cache import write_token_cache
     write_token_cache(tmp_path / "tokens" / "train", [(torch.zeros(NUM_CODEBOOKS, FRAMES, dtype=torch.long), {})],
                       cardinality=2 * CARD, frame_rate=1000.0)
     with pytest.raises(ValueError, match=f"holds K={NUM_CODEBOOKS} codebooks of {2 * CARD} codes"):
@@ -158,3 +158,22 @@ def test_text_encoder_from_scratch_tokenizes_like_its_sentencepiece_model(tmp_pa
     condition, mask = conditioner(["slow piano", ""])
     assert condition.shape[::2] == (2, 16) and mask[0].any() and not mask[1].any()
     assert not any(parameter.requires_grad for parameter in conditioner.parameters())
+
+
+def test_fine_tuning_a_hugging_face_musicgen_folder(sources, tmp_path):
+    from test_musicgen_hf import build_hf_musicgen   # a tiny random MusicgenForConditionalGeneration, saved by transformers
+
+    build_hf_musicgen(tmp_path / "hf", "k4")           # K=4 codebooks of 32 codes, 1000 frames/s, T5 width 32
+    generator = torch.Generator().manual_seed(0)
+    clips = [(torch.randint(0, 32, (4, FRAMES), generator=generator), {"description": caption}) for caption in CAPTIONS]
+    write_token_cache(tmp_path / "tokens" / "train", clips, cardinality=32, frame_rate=1000.0)
+    config = train_config(sources, tmp_path / "run", tmp_path / "tokens", steps=2, checkpoint_every=2)
+    for key in ("codec", "text_encoder", "model"):
+        del config[key]
+    export = run({**config, "init_from": str(tmp_path / "hf")})
+
+    assert all(record["loss"] > 0 for record in read_jsonl(tmp_path / "run" / "log.jsonl"))
+    tuned, original = MusicGen.from_pretrained(export), MusicGen.from_pretrained(tmp_path / "hf")
+    assert tuned.config.pattern.name == "delay" and tuned.lm.config == original.lm.config
+    assert not torch.equal(tuned.lm.heads[0].weight, original.lm.heads[0].weight)
+    assert greedy_codes(export, CAPTIONS[:1], FRAMES).shape == (1, 4, FRAMES)
