@@ -116,7 +116,7 @@ def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_
     prompt_frames = _place_prompt(codes, prompt)
     sequence, valid = pattern.build_sequence(codes, special)
     to_generate = valid & (pattern.frame_at.to(device) >= prompt_frames)
-    start = pattern.first_step_with_timestep(prompt_frames) if prompt_frames else 1
+    start = first_generated_step(pattern, prompt_frames)
     total = sequence.shape[-1]
 
     cfg_coef = sampling.cfg_coef if sampling.guided else None
@@ -139,6 +139,11 @@ def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_
     finally:
         lm.clear_caches()
     return pattern.revert_sequence(sequence, special)[0]
+
+
+def first_generated_step(pattern: Pattern, prompt_frames: int) -> int:
+    """The first step generation samples: step 1 without a prompt, else the first step touching a frame after it."""
+    return pattern.first_step_with_timestep(prompt_frames) if prompt_frames else 1
 
 
 def _place_prompt(codes: torch.Tensor, prompt: torch.Tensor | None) -> int:
