@@ -3,6 +3,9 @@
     mg = MusicGen.from_pretrained(path)                  # this project's directory or a Hugging Face MusicGen one
     wav = mg.generate(["lo-fi piano with soft drums"], duration=8.0, seed=0)    # [B, C, N] at mg.sample_rate
 
+A duration longer than the model's context (`max_duration`) is generated in overlapping windows
+(musicgen/long_form.py): each window is prompted with the tail of the one before.
+
 This project's checkpoint directory:
 
     config.yaml         MusicGenConfig: lm sizes, pattern name and options, generation defaults
@@ -31,8 +34,9 @@ from patterns import get_provider
 
 from . import hf
 from .conditioners import TextConditioner, check_prompts
-from .generate import Sampling, generate_codes
+from .generate import Sampling
 from .lm import LM, LMConfig
+from .long_form import default_stride, generate_in_windows, plan_windows
 
 CONFIG_FILE = "config.yaml"
 LM_WEIGHTS = "lm.safetensors"
@@ -175,25 +179,29 @@ class MusicGen:
 
     def generate(self, prompts: list[str], duration: float | None = None, *, use_sampling: bool | None = None,
                  top_k: int | None = None, top_p: float | None = None, temperature: float | None = None,
-                 cfg_coef: float | None = None, seed: int | None = None, return_codes: bool = False,
-                 progress: bool | Callable[[int, int], None] = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                 cfg_coef: float | None = None, seed: int | None = None, stride: float | None = None,
+                 return_codes: bool = False, progress: bool | Callable[[int, int], None] = False
+                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Audio for each prompt: wav [B, C, frames * hop] float32 (and codes [B, K, frames] with return_codes).
 
         An empty prompt is unconditional. Arguments left None take `config.generation`'s values.
+        A duration over `max_duration` is made in windows of `max_duration` seconds, each starting `stride`
+        seconds after the one before (default: 18/30 of a window, as audiocraft's 18 s in 30 s).
         progress: True for a progress bar, or a callback(step, total) called after every step.
         """
         return self._generate(prompts, duration, None, use_sampling, top_k, top_p, temperature, cfg_coef, seed,
-                              return_codes, progress)
+                              stride, return_codes, progress)
 
     def generate_continuation(self, prompt_wav: torch.Tensor, prompt_sample_rate: int, prompts: list[str] | None = None,
                               duration: float | None = None, *, use_sampling: bool | None = None, top_k: int | None = None,
                               top_p: float | None = None, temperature: float | None = None, cfg_coef: float | None = None,
-                              seed: int | None = None, return_codes: bool = False,
+                              seed: int | None = None, stride: float | None = None, return_codes: bool = False,
                               progress: bool | Callable[[int, int], None] = False
                               ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Continue prompt_wav [B, C, N] (or [C, N]) to `duration` seconds in all; the output starts with the prompt's frames.
 
-        prompts: one text per clip, or None for unconditional continuation.
+        prompts: one text per clip, or None for unconditional continuation. A prompt longer than a window
+        stays whole in the output; the generation is prompted with its last frames (see `generate`).
         """
         prompt_codes = self.codec.encode(self._prompt_audio(prompt_wav, prompt_sample_rate))
         if prompts is None:
@@ -202,10 +210,10 @@ class MusicGen:
         if len(prompts) != prompt_codes.shape[0]:
             raise ValueError(f"got {len(prompts)} prompts for {prompt_codes.shape[0]} audio prompts; expected one each")
         return self._generate(prompts, duration, prompt_codes, use_sampling, top_k, top_p, temperature, cfg_coef, seed,
-                              return_codes, progress)
+                              stride, return_codes, progress)
 
     def _generate(self, prompts, duration, prompt_codes, use_sampling, top_k, top_p, temperature, cfg_coef, seed,
-                  return_codes, progress):
+                  stride, return_codes, progress):
         check_prompts(prompts)
         defaults = self.config.generation
         sampling = Sampling(
@@ -216,12 +224,14 @@ class MusicGen:
             cfg_coef=defaults.cfg_coef if cfg_coef is None else cfg_coef,
         )
         frames = self._frames(defaults.duration if duration is None else duration)
-        if prompt_codes is not None and prompt_codes.shape[-1] >= frames:
-            raise ValueError(f"duration ({frames} frames) must be longer than the audio prompt ({prompt_codes.shape[-1]} frames)")
+        prompt_frames = 0 if prompt_codes is None else prompt_codes.shape[-1]
+        if prompt_frames >= frames:
+            raise ValueError(f"duration ({frames} frames) must be longer than the audio prompt ({prompt_frames} frames)")
+        windows = plan_windows(prompt_frames, frames, self.max_frames, self._stride_frames(stride))
         condition, mask = self.conditioner(prompts)
-        codes = generate_codes(self.lm, self.pattern_provider.get_pattern(frames), condition.to(self.device),
-                               mask.to(self.device), sampling, prompt=prompt_codes, generator=self._generator(seed),
-                               progress=_progress_callback(progress))
+        codes = generate_in_windows(self.lm, self.pattern_provider, condition.to(self.device), mask.to(self.device),
+                                    sampling, windows, prompt=prompt_codes, generator=self._generator(seed),
+                                    progress=_progress_callback(progress))
         wav = self.codec.decode(codes)
         return (wav, codes) if return_codes else wav
 
@@ -231,9 +241,19 @@ class MusicGen:
         frames = round(duration * self.frame_rate)
         if frames < 1:
             raise ValueError(f"duration {duration} s is shorter than one frame (1/{self.frame_rate:g} s)")
-        if frames > self.max_frames:
+        if frames > self.max_frames and self.max_frames < 2:
             raise ValueError(f"duration {duration} s is longer than this model's maximum of {self.max_duration:.2f} s "
-                             f"({self.max_frames} frames with the {self.config.pattern.name} pattern)")
+                             f"({self.max_frames} frame with the {self.config.pattern.name} pattern, too few for windows)")
+        return frames
+
+    def _stride_frames(self, stride: float | None) -> int:
+        if stride is None:
+            return default_stride(self.max_frames)
+        is_number = isinstance(stride, (int, float)) and not isinstance(stride, bool) and math.isfinite(stride)
+        frames = round(stride * self.frame_rate) if is_number else 0
+        if not 1 <= frames < self.max_frames:
+            raise ValueError(f"stride must be at least one frame (1/{self.frame_rate:g} s) and shorter than a window "
+                             f"({self.max_duration:.2f} s), got {stride!r}")
         return frames
 
     def _generator(self, seed: int | None) -> torch.Generator | None:

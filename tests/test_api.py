@@ -121,10 +121,11 @@ def test_bad_generate_arguments_are_refused(model, arguments, message):
         model.generate(**arguments)
 
 
-def test_too_long_duration_names_the_maximum(model):
+def test_a_stride_outside_the_window_is_refused_naming_the_window(model):
     assert model.max_frames == 2048 - 3
-    with pytest.raises(ValueError, match=r"maximum of 2\.04 s \(2045 frames"):
-        model.generate(["epic"], duration=2.1)
+    for stride in (0.0, 2.045, 3.0, math.nan, "1"):
+        with pytest.raises(ValueError, match=r"stride must be .* shorter than a window \(2\.04 s\)"):
+            model.generate(["epic"], duration=0.004, stride=stride)
 
 
 def test_prompt_longer_than_duration_is_refused(model):

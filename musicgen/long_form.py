@@ -1,0 +1,100 @@
+"""Long-form generation: a clip longer than the LM's context, made of overlapping windows.
+
+Every window is at most `window` frames (the model's maximum) and starts `stride` frames after the
+previous one; its first frames are the last `window - stride` frames already made, given as the
+prompt, and the rest is generated (audiocraft's 30 s window and 18 s stride, in frames):
+
+    frames   0 ........................................................ total
+    window 0 [ prompt | generated .............. ]
+    window 1           [ kept tail of 0 | generated ......... ]
+    window 2                     [ kept tail of 1 | generated ....... ]
+             <- stride -><- stride ->
+
+A prompt that fits a window with room to spare is kept whole, as audiocraft does; a longer one
+conditions the first window on its last `window - stride` frames only, and stays whole in the output.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from patterns import PatternProvider
+
+from .generate import ProgressCallback, Sampling, first_generated_step, generate_codes
+from .lm import LM
+
+AUDIOCRAFT_STRIDE_FRACTION = 18 / 30
+
+
+@dataclass(frozen=True)
+class Window:
+    """Frames [start, known) of the clip are the window's prompt; frames [known, end) are generated in it."""
+
+    start: int
+    known: int
+    end: int
+
+    @property
+    def prompt_frames(self) -> int:
+        return self.known - self.start
+
+    @property
+    def frames(self) -> int:
+        return self.end - self.start
+
+
+def default_stride(window: int) -> int:
+    """audiocraft's stride (18 s of a 30 s window) scaled to a window of `window` frames, at least 1 frame of overlap."""
+    return max(1, min(window - 1, round(AUDIOCRAFT_STRIDE_FRACTION * window)))
+
+
+def plan_windows(prompt_frames: int, total_frames: int, window: int, stride: int) -> list[Window]:
+    """The windows that take a clip from `prompt_frames` known frames to `total_frames`, in order.
+
+    One window when everything fits; otherwise every window after the first starts `stride` frames after
+    the one before and is prompted with `window - stride` frames.
+    """
+    if not 0 <= prompt_frames < total_frames:
+        raise ValueError(f"the clip ({total_frames} frames) must be longer than its prompt ({prompt_frames} frames)")
+    if total_frames > window and not 1 <= stride < window:
+        raise ValueError(f"stride must be in [1, {window - 1}] frames for a window of {window} frames, got {stride}")
+    overlap = window - stride
+    start = 0 if prompt_frames < window else prompt_frames - overlap
+    known = prompt_frames
+    windows = []
+    while known < total_frames:
+        end = min(start + window, total_frames)
+        windows.append(Window(start, known, end))
+        start, known = start + stride, end
+    return windows
+
+
+@torch.inference_mode()
+def generate_in_windows(lm: LM, provider: PatternProvider, condition: torch.Tensor, condition_mask: torch.Tensor,
+                        sampling: Sampling, windows: list[Window], prompt: torch.Tensor | None = None,
+                        generator: torch.Generator | None = None,
+                        progress: ProgressCallback | None = None) -> torch.Tensor:
+    """Codes [B, K, windows[-1].end] int64: prompt [B, K, windows[0].known] (if any) followed by every window's new frames.
+
+    condition [B, L, condition_dim], condition_mask [B, L] as for `generate_codes`; progress(done, total) counts
+    the steps of all windows together.
+    """
+    patterns = [provider.get_pattern(window.frames) for window in windows]
+    steps = [pattern.num_steps + 1 - first_generated_step(pattern, window.prompt_frames)
+             for pattern, window in zip(patterns, windows)]
+    codes = prompt
+    for index, (window, pattern) in enumerate(zip(windows, patterns)):
+        window_prompt = None if codes is None or window.prompt_frames == 0 else codes[..., window.start:window.known]
+        made = generate_codes(lm, pattern, condition, condition_mask, sampling, prompt=window_prompt, generator=generator,
+                              progress=_offset_progress(progress, sum(steps[:index]), sum(steps)))
+        new_frames = made[..., window.prompt_frames:]
+        codes = new_frames if codes is None else torch.cat([codes, new_frames], dim=-1)
+    return codes
+
+
+def _offset_progress(progress: ProgressCallback | None, done_before: int, total: int) -> ProgressCallback | None:
+    """A window's progress(done, its_total) reported as progress(done_before + done, total)."""
+    if progress is None:
+        return None
+    return lambda done, _window_total: progress(done_before + done, total)
