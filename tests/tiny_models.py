@@ -1,0 +1,21 @@
+"""A tiny random MusicGen saved in this project's layout, with a short context so that long-form runs in windows."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_musicgen_hf import build_hf_musicgen
+
+from codec.config import load_config, save_config
+from musicgen.api import CONFIG_FILE, MusicGen, MusicGenConfig
+
+TINY_SAMPLE_RATE = 8000     # the "k4" shape: 8 samples a frame, 1000 frames/s, K=4 codebooks of 32 codes
+TINY_FRAME_RATE = 1000
+
+
+def save_tiny_musicgen(path: Path, max_positions: int = 40) -> Path:
+    """Save a random MusicGen (delay pattern) whose LM has `max_positions` positions: max_frames = max_positions - 3."""
+    build_hf_musicgen(path / "hf", "k4")
+    MusicGen.from_pretrained(path / "hf", device="cpu").save_pretrained(path / "model")
+    config = load_config(MusicGenConfig, path / "model" / CONFIG_FILE, [f"lm.max_positions={max_positions}"])
+    save_config(config, path / "model" / CONFIG_FILE)
+    return path / "model"
