@@ -1,0 +1,166 @@
+"""musicgen-generate through real subprocesses against a tiny random model saved here; the output helpers in-process."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from codec_audio import sine
+from tiny_models import TINY_FRAME_RATE, TINY_SAMPLE_RATE, save_tiny_musicgen
+
+from musicgen import MusicGen
+from musicgen.api import DEFAULT_CHECKPOINT
+from musicgen.audio_output import PEAK_TARGET, prepare_for_writing, write_atomically
+
+COMMAND = str(Path(sys.executable).with_name("musicgen-generate"))
+CONTEXT_FRAMES = 37                               # the tiny model's window
+SAMPLES_PER_FRAME = TINY_SAMPLE_RATE // TINY_FRAME_RATE
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny_musicgen(tmp_path_factory.mktemp("tiny"))
+
+
+def generate(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([COMMAND, *arguments], cwd=cwd, env=environment, capture_output=True, text=True, timeout=120)
+
+
+def records(result: subprocess.CompletedProcess) -> list[dict]:
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_three_contexts_long_file_at_the_model_rate_with_a_progress_bar(model_dir, tmp_path):
+    seconds = 3 * CONTEXT_FRAMES / TINY_FRAME_RATE
+    result = generate("--text", "Lo-fi piano, soft drums!", "--duration", str(seconds), "--model", str(model_dir),
+                      "--seed", "3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    [record] = records(result)
+    path = tmp_path / "lo-fi-piano-soft-drums.wav"
+    assert record == {"path": "lo-fi-piano-soft-drums.wav", "prompt": "Lo-fi piano, soft drums!", "seconds": seconds,
+                      "sample_rate": TINY_SAMPLE_RATE, "seed": 3}
+    info = soundfile.info(str(path))
+    assert (info.samplerate, info.frames, info.channels) == (TINY_SAMPLE_RATE, 3 * CONTEXT_FRAMES * SAMPLES_PER_FRAME, 1)
+    assert "step/s" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_prompts_file_of_five_in_batches_of_two_writes_five_files(model_dir, tmp_path):
+    (tmp_path / "prompts.txt").write_text("epic\nslow bass\n\n  epic \nguitar\nwarm pads\n")
+    result = generate("--prompts-file", "prompts.txt", "--batch-size", "2", "--duration", "0.01", "--format", "flac",
+                      "--out-dir", "songs", "--model", str(model_dir), "--seed", "10", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    written = records(result)
+    assert [record["prompt"] for record in written] == ["epic", "slow bass", "epic", "guitar", "warm pads"]
+    assert [record["path"] for record in written] == [
+        "songs/epic.flac", "songs/slow-bass.flac", "songs/epic-2.flac", "songs/guitar.flac", "songs/warm-pads.flac"]
+    assert [record["seed"] for record in written] == [10, 10, 11, 11, 12]
+    assert sorted(path.name for path in (tmp_path / "songs").iterdir()) == sorted(Path(r["path"]).name for r in written)
+    assert all(soundfile.info(str(tmp_path / record["path"])).frames == 10 * SAMPLES_PER_FRAME for record in written)
+    assert "step/s" not in result.stderr
+
+
+def test_continuation_of_a_recording_at_another_rate(model_dir, tmp_path):
+    soundfile.write(tmp_path / "riff.wav", sine(440, 0.02, 16000, channels=2), 16000)
+    result = generate("--continue-from", "riff.wav", "--duration", "0.03", "--greedy", "--model", str(model_dir),
+                      "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert records(result) == [{"path": "riff-continued.wav", "prompt": "", "seconds": 0.03,
+                                "sample_rate": TINY_SAMPLE_RATE, "seed": records(result)[0]["seed"]}]
+    written, rate = soundfile.read(str(tmp_path / "riff-continued.wav"), dtype="float32", always_2d=True)
+    model = MusicGen.from_pretrained(model_dir, device="cpu")
+    recording = torch.from_numpy(sine(440, 0.02, 16000, channels=2).T.copy())
+    expected = model.generate_continuation(recording, 16000, duration=0.03, use_sampling=False)[0].clamp(-1, 1)
+    assert rate == TINY_SAMPLE_RATE and written.shape == (30 * SAMPLES_PER_FRAME, 1)
+    assert np.abs(written[:, 0] - expected[0].numpy()).max() <= 1 / 2**15     # 16-bit PCM
+
+
+def test_existing_files_are_kept_without_force(model_dir, tmp_path):
+    (tmp_path / "epic.wav").write_bytes(b"keep me")
+    result = generate("--text", "epic", "--model", str(model_dir), cwd=tmp_path)
+    assert result.returncode == 1 and "epic.wav exists" in result.stderr and "--force" in result.stderr
+    assert (tmp_path / "epic.wav").read_bytes() == b"keep me"
+
+
+def test_a_failure_mid_batch_keeps_the_files_written_and_names_the_batch(model_dir, tmp_path):
+    (tmp_path / "slow-bass.wav").mkdir()                         # the second file cannot replace a directory
+    result = generate("--text", "epic", "--text", "slow bass", "--text", "guitar", "--batch-size", "1", "--force",
+                      "--duration", "0.005", "--model", str(model_dir), "--quiet", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "batch 2/3 (prompts 2-2 of 3, from 'slow bass') failed" in result.stderr
+    assert "kept the files written so far: 1" in result.stderr
+    assert [record["path"] for record in records(result)] == ["epic.wav"]
+    assert soundfile.info(str(tmp_path / "epic.wav")).frames == 5 * SAMPLES_PER_FRAME
+    assert not (tmp_path / "guitar.wav").exists() and not list(tmp_path.glob(".*partial*"))
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ([], "give --text"),
+    (["--text", "a", "--duration", "0"], "--duration: expected a number > 0"),
+    (["--text", "a", "--batch-size", "two"], "--batch-size: expected an integer > 0"),
+    (["--text", "a", "--top-p", "1.5"], "--top-p: expected a number in [0, 1]"),
+    (["--text", "a", "--temperature", "nan"], "--temperature: expected a number >= 0"),
+    (["--text", "a", "--format", "mp3"], "invalid choice: 'mp3'"),
+    (["--text", "a", "--text", "b", "--out", "x.wav"], "--out names one file"),
+    (["--text", "a", "--out", "x.mp3"], "--out must end in .wav or .flac"),
+    (["--text", "a", "--out", "x.wav", "--out-dir", "d"], "not allowed with argument"),
+    (["--prompts-file", "missing.txt"], "cannot read --prompts-file"),
+    (["--text", "a", "--device", "tpu"], "invalid choice: 'tpu'"),
+])
+def test_bad_arguments_exit_2_with_a_message(tmp_path, arguments, message):
+    result = generate(*arguments, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def one_line_failure(result: subprocess.CompletedProcess, message: str) -> bool:
+    lines = result.stderr.strip().splitlines()
+    return result.returncode == 1 and len(lines) == 1 and message in lines[0] and not result.stdout
+
+
+def test_missing_model_directories_exit_1_naming_the_path(tmp_path):
+    result = generate("--text", "a", "--model", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert one_line_failure(result, f"no checkpoint directory at {tmp_path / 'nowhere'}")
+    if not DEFAULT_CHECKPOINT.is_dir():
+        assert one_line_failure(generate("--text", "a", cwd=tmp_path), str(DEFAULT_CHECKPOINT))
+
+
+def test_unreadable_or_too_long_continuation_audio_exits_1(model_dir, tmp_path):
+    (tmp_path / "riff.wav").write_text("not audio")
+    result = generate("--continue-from", "riff.wav", "--model", str(model_dir), cwd=tmp_path)
+    assert one_line_failure(result, "cannot read --continue-from audio riff.wav")
+    soundfile.write(tmp_path / "long.wav", sine(440, 0.05, 8000), 8000)
+    result = generate("--continue-from", "long.wav", "--duration", "0.04", "--model", str(model_dir), cwd=tmp_path)
+    assert one_line_failure(result, "the --continue-from recording (0.05 s) must be shorter than --duration (0.04 s)")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_cuda_asked_for_but_absent_exits_1(model_dir, tmp_path):
+    result = generate("--text", "a", "--device", "cuda", "--model", str(model_dir), cwd=tmp_path)
+    assert one_line_failure(result, "CUDA is not available")
+
+
+def test_peak_normalisation_and_counted_clipping():
+    wav = torch.tensor([[0.5, -2.0, 1.5, 0.25]])
+    clipped_wav, clipped = prepare_for_writing(wav)
+    assert clipped == 2 and torch.equal(clipped_wav, torch.tensor([[0.5, -1.0, 1.0, 0.25]]))
+    normalized, clipped = prepare_for_writing(wav, normalize=True)
+    assert clipped == 0 and torch.allclose(normalized, wav * PEAK_TARGET / 2)
+    silence, clipped = prepare_for_writing(torch.zeros(1, 4), normalize=True)
+    assert clipped == 0 and not silence.any()
+
+
+def test_atomic_write_replaces_whole_files_and_leaves_no_partial_one(tmp_path):
+    wav = torch.full((2, 80), 0.5)
+    write_atomically(tmp_path / "a.flac", wav, 8000)
+    data, rate = soundfile.read(str(tmp_path / "a.flac"), always_2d=True)
+    assert rate == 8000 and data.shape == (80, 2) and np.allclose(data, 0.5, atol=1e-4)
+    (tmp_path / "dir.wav").mkdir()
+    with pytest.raises(OSError):
+        write_atomically(tmp_path / "dir.wav", wav, 8000)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.flac", "dir.wav"]
