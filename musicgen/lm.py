@@ -137,12 +137,31 @@ class KVCache(nn.Module):
         return self.keys, self.values
 
 
-class SelfAttention(nn.Module):
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """[B, S, D] -> [B, H, S, D / H]."""
+    return x.view(x.shape[0], x.shape[1], num_heads, -1).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """[B, H, S, head_dim] -> [B, S, H * head_dim]."""
+    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], -1)
+
+
+class Attention(nn.Module):
+    """The four bias-free projections of multi-head attention."""
+
     def __init__(self, config: LMConfig) -> None:
         super().__init__()
         self.config = config
-        self.qkv = nn.Linear(config.dim, 3 * config.dim, bias=False)
+        self.query = nn.Linear(config.dim, config.dim, bias=False)
+        self.key = nn.Linear(config.dim, config.dim, bias=False)
+        self.value = nn.Linear(config.dim, config.dim, bias=False)
         self.out = nn.Linear(config.dim, config.dim, bias=False)
+
+
+class SelfAttention(Attention):
+    def __init__(self, config: LMConfig) -> None:
+        super().__init__(config)
         self.kv_cache: KVCache | None = None
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -150,38 +169,28 @@ class SelfAttention(nn.Module):
 
         With a cache, mask [S, S_kv] (True = attend) covers the first S_kv cache positions, the only ones read.
         """
-        batch, steps, _ = x.shape
-        query, keys, values = self.qkv(x).view(batch, steps, 3, self.config.num_heads, -1).permute(2, 0, 3, 1, 4)
+        heads = self.config.num_heads
+        query, keys, values = (split_heads(projection(x), heads) for projection in (self.query, self.key, self.value))
         if self.kv_cache is not None:
             keys, values = self.kv_cache.update(positions, keys, values)
             keys, values = keys[:, :, :mask.shape[-1]], values[:, :, :mask.shape[-1]]
         dropout = self.config.dropout if self.training else 0.0
         causal = self.kv_cache is None
         output = attend(query, keys, values, None if causal else mask, causal, self.config.attention_backend, dropout)
-        return self.out(output.transpose(1, 2).reshape(batch, steps, -1))
+        return self.out(merge_heads(output))
 
 
-class CrossAttention(nn.Module):
-    def __init__(self, config: LMConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.query = nn.Linear(config.dim, config.dim, bias=False)
-        self.key_value = nn.Linear(config.dim, 2 * config.dim, bias=False)
-        self.out = nn.Linear(config.dim, config.dim, bias=False)
-
+class CrossAttention(Attention):
     def keys_values(self, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """condition [B, L, D] -> keys, values [B, H, L, head_dim]."""
-        batch, length, _ = condition.shape
-        keys, values = self.key_value(condition).view(batch, length, 2, self.config.num_heads, -1).permute(2, 0, 3, 1, 4)
-        return keys, values
+        return split_heads(self.key(condition), self.config.num_heads), split_heads(self.value(condition), self.config.num_heads)
 
     def forward(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x [B, S, D] attends to the condition's keys/values; mask [B, 1, 1, L] bool (True = attend)."""
-        batch, steps, _ = x.shape
-        query = self.query(x).view(batch, steps, self.config.num_heads, -1).transpose(1, 2)
+        query = split_heads(self.query(x), self.config.num_heads)
         dropout = self.config.dropout if self.training else 0.0
         output = attend(query, keys, values, mask, False, self.config.attention_backend, dropout)
-        return self.out(output.transpose(1, 2).reshape(batch, steps, -1))
+        return self.out(merge_heads(output))
 
 
 class FeedForward(nn.Module):
