@@ -6,8 +6,9 @@ A directory in the layout of facebook/musicgen-small holds `config.json` (a Musi
 `decoder.*` weights, and the T5 tokenizer files. The decoder maps onto `LM` like this:
 
     decoder.model.decoder.embed_tokens.{k}           -> embeddings.{k}
-    decoder.model.decoder.layers.{i}.self_attn.{q,k,v,out}_proj    -> layers.{i}.self_attention.{query,key,value,out}
-    decoder.model.decoder.layers.{i}.encoder_attn.{q,k,v,out}_proj -> layers.{i}.cross_attention.{query,key,value,out}
+    decoder.model.decoder.layers.{i}.self_attn.{q,k,v,out}_proj -> layers.{i}.self_attention.{query,key,value,out}
+    decoder.model.decoder.layers.{i}.encoder_attn.{q,out}_proj  -> layers.{i}.cross_attention.{query,out}
+    decoder.model.decoder.layers.{i}.encoder_attn.{k,v}_proj    -> layers.{i}.cross_attention.key_value (stacked)
     decoder.model.decoder.layers.{i}.fc1 / fc2              -> layers.{i}.feed_forward.up / down
     decoder.model.decoder.layers.{i}.{self_attn,encoder_attn,final}_layer_norm -> {self_attention,cross_attention,feed_forward}_norm
     decoder.model.decoder.layer_norm                 -> norm
@@ -99,10 +100,17 @@ def lm_state_from_hf(state: dict[str, torch.Tensor], config: LMConfig) -> dict[s
 
 
 def _layer_from_hf(layer: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    ours = {"feed_forward.up.weight": layer["fc1.weight"], "feed_forward.down.weight": layer["fc2.weight"]}
-    for hf_attention, our_attention in (("self_attn", "self_attention"), ("encoder_attn", "cross_attention")):
-        for hf_name, our_name in (("q_proj", "query"), ("k_proj", "key"), ("v_proj", "value"), ("out_proj", "out")):
-            ours[f"{our_attention}.{our_name}.weight"] = layer[f"{hf_attention}.{hf_name}.weight"]
+    ours = {
+        "self_attention.query.weight": layer["self_attn.q_proj.weight"],
+        "self_attention.key.weight": layer["self_attn.k_proj.weight"],
+        "self_attention.value.weight": layer["self_attn.v_proj.weight"],
+        "self_attention.out.weight": layer["self_attn.out_proj.weight"],
+        "cross_attention.query.weight": layer["encoder_attn.q_proj.weight"],
+        "cross_attention.key_value.weight": torch.cat([layer["encoder_attn.k_proj.weight"], layer["encoder_attn.v_proj.weight"]]),
+        "cross_attention.out.weight": layer["encoder_attn.out_proj.weight"],
+        "feed_forward.up.weight": layer["fc1.weight"],
+        "feed_forward.down.weight": layer["fc2.weight"],
+    }
     for hf_norm, our_norm in (("self_attn_layer_norm", "self_attention_norm"),
                               ("encoder_attn_layer_norm", "cross_attention_norm"),
                               ("final_layer_norm", "feed_forward_norm")):

@@ -147,9 +147,7 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], -1)
 
 
-class Attention(nn.Module):
-    """The four bias-free projections of multi-head attention."""
-
+class SelfAttention(nn.Module):
     def __init__(self, config: LMConfig) -> None:
         super().__init__()
         self.config = config
@@ -157,11 +155,6 @@ class Attention(nn.Module):
         self.key = nn.Linear(config.dim, config.dim, bias=False)
         self.value = nn.Linear(config.dim, config.dim, bias=False)
         self.out = nn.Linear(config.dim, config.dim, bias=False)
-
-
-class SelfAttention(Attention):
-    def __init__(self, config: LMConfig) -> None:
-        super().__init__(config)
         self.kv_cache: KVCache | None = None
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -180,10 +173,21 @@ class SelfAttention(Attention):
         return self.out(merge_heads(output))
 
 
-class CrossAttention(Attention):
+class CrossAttention(nn.Module):
+    """Attention to the condition. Its keys and values are computed once per condition (`keys_values`),
+    by one projection to both."""
+
+    def __init__(self, config: LMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.query = nn.Linear(config.dim, config.dim, bias=False)
+        self.key_value = nn.Linear(config.dim, 2 * config.dim, bias=False)
+        self.out = nn.Linear(config.dim, config.dim, bias=False)
+
     def keys_values(self, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """condition [B, L, D] -> keys, values [B, H, L, head_dim]."""
-        return split_heads(self.key(condition), self.config.num_heads), split_heads(self.value(condition), self.config.num_heads)
+        keys, values = self.key_value(condition).chunk(2, dim=-1)
+        return split_heads(keys, self.config.num_heads), split_heads(values, self.config.num_heads)
 
     def forward(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x [B, S, D] attends to the condition's keys/values; mask [B, 1, 1, L] bool (True = attend)."""
