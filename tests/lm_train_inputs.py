@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import torch
 import yaml
 
@@ -18,15 +17,6 @@ CAPTIONS = ["slow piano in C major", "fast drums at 140 BPM", "sad strings in D 
 NUM_CODEBOOKS, CARD, TEXT_WIDTH = 3, 16, 32
 TRAIN = [sys.executable, "-m", "musicgen.train"]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "musicgen.train"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Autouse where imported: tiny models run many times faster on one thread than on two when the cores are busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_sources(folder: Path) -> tuple[Path, Path]:

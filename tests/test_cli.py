@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,8 +28,7 @@ def model_dir(tmp_path_factory):
 
 
 def generate(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([COMMAND, *arguments], cwd=cwd, env=environment, capture_output=True, text=True, timeout=120)
+    return subprocess.run([COMMAND, *arguments], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 def records(result: subprocess.CompletedProcess) -> list[dict]:

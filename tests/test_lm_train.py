@@ -12,7 +12,6 @@ from codec.checkpointing import latest_checkpoint, load_checkpoint
 from codec.config import config_from_dict
 from codec.distributed import DistributedEnv
 from codec.train_log import read_jsonl
-from lm_train_inputs import one_thread  # noqa: F401 (autouse fixture)
 from lm_train_inputs import CAPTIONS, CARD, NUM_CODEBOOKS, make_sources, train_config, write_caches
 from musicgen import MusicGen
 from musicgen.conditioners import TextConditioner

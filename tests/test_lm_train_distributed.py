@@ -2,7 +2,6 @@
 with the same global batch, and a run killed with SIGKILL and resumed ends bitwise where an uninterrupted one does."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -16,12 +15,10 @@ from codec.checkpointing import checkpoint_path, load_checkpoint
 from codec.config import config_from_dict
 from codec.distributed import DistributedEnv
 from codec.train_log import read_jsonl
-from lm_train_inputs import one_thread  # noqa: F401 (autouse fixture)
 from lm_train_inputs import TORCHRUN, TRAIN, make_sources, train_config, write_caches, write_config
 from musicgen.train import TrainConfig, train
 
 TIMING_KEYS = ("step_time", "tokens_per_second")
-SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 ONE_PROCESS = DistributedEnv(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
 
 
@@ -31,7 +28,7 @@ def sources(tmp_path_factory):
 
 
 def run(command: list[str], timeout: float = 240) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=SUBPROCESS_ENV)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
 
 
@@ -80,7 +77,7 @@ def test_killed_and_resumed_run_ends_bitwise_like_an_uninterrupted_one(sources, 
 
     killed = {**config, "run_dir": str(tmp_path / "killed")}
     command = TRAIN + ["--config", str(write_config(killed, tmp_path / "killed.yaml"))]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=SUBPROCESS_ENV)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 180
         while not checkpoint_path(tmp_path / "killed", 10).exists() and process.poll() is None:

@@ -8,7 +8,6 @@ import torch
 
 from codec import Codec, CodecConfig
 from codec.audio import read_audio
-from lm_train_inputs import one_thread  # noqa: F401 (autouse fixture)
 from musicgen.token_cache import TokenCache, build_token_cache, shard_name, write_token_cache
 from musicgen.train_data import CaptionedSegments, drop_words
 
