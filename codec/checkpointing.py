@@ -64,6 +64,8 @@ def save_checkpoint(directory: str | Path, step: int, state: dict[str, Any], kee
     """Atomically write `state` (plus its step) and delete all but the newest `keep_last` (0: keep all)."""
     path = checkpoint_path(directory, step)
     atomic_save({**state, "step": step}, path)
+    for stale in Path(directory).glob(".checkpoint_*.pt.tmp*"):  # left by a writer killed mid-save
+        stale.unlink(missing_ok=True)
     if keep_last > 0:
         for _, old in list_checkpoints(directory)[:-keep_last]:
             old.unlink(missing_ok=True)

@@ -95,7 +95,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", required=True, help="YAML config, e.g. configs/codec/small.yaml")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in run_dir")
     parser.add_argument("overrides", nargs="*", help="dotted overrides: steps=100 data.path=/audio optim.lr=1e-3")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -133,7 +133,8 @@ def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Pat
     start_step = 0
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if checkpoint is not None:
-        state = load_checkpoint(checkpoint, map_location=env.device)
+        state = load_checkpoint(checkpoint)  # on the CPU: RNG states must stay there; load_state_dict moves the rest
+        check_same_model(state["config"]["model"], config_to_dict(config)["model"], checkpoint)
         start_step = state["step"]
         parts.load_state_dict(state)
         restore_rank_rng(state["rng"], parts.generators(), config.seed + start_step, env)
@@ -240,6 +241,14 @@ def check_config(config: TrainConfig, codec: Codec, env: DistributedEnv, uses_ad
     if config.steps < 1 or config.checkpoint_every < 1:
         raise ValueError(f"steps and checkpoint_every must be >= 1, got {config.steps} and {config.checkpoint_every}")
     return segment_samples
+
+
+def check_same_model(saved: dict[str, Any], current: dict[str, Any], checkpoint: Path) -> None:
+    """A run resumes only with the model config it was started with."""
+    changed = sorted(key for key in saved.keys() | current.keys() if saved.get(key) != current.get(key))
+    if changed:
+        raise ValueError(f"cannot resume from {checkpoint}: model config differs in {', '.join(changed)} "
+                         f"(checkpoint {[saved.get(key) for key in changed]}, now {[current.get(key) for key in changed]})")
 
 
 @dataclass

@@ -62,3 +62,11 @@ def test_manifest_input_and_fixed_weights(tmp_path):
     assert "discriminator" not in log[9] and log[10]["discriminator"] > 0  # the adversary joins at step 10
     assert sorted(path.name for path in run_dir.glob("checkpoint_*")) == ["checkpoint_00000010.pt", "checkpoint_00000012.pt"]
     Codec.from_pretrained(run_dir / "model")
+
+
+def test_resume_refuses_another_model_config(tmp_path):
+    write_tones(tmp_path / "audio", count=1)
+    common = ["--config", TINY, f"data.path={tmp_path / 'audio'}", f"run_dir={tmp_path / 'run'}", "steps=2"]
+    main(common)
+    with pytest.raises(ValueError, match=r"cannot resume from .*checkpoint_00000002.pt: model config differs in bins"):
+        main([*common, "--resume", "model.bins=8"])

@@ -21,6 +21,7 @@ def test_checkpoints_keep_the_newest_and_restore_rng(tmp_path):
     generator = torch.Generator().manual_seed(5)
     state = {"model": {"weight": torch.arange(4.0)}, "rng": rng_state({"own": generator})}
     expected = draws(generator)
+    (tmp_path / ".checkpoint_00000001.pt.tmp123").write_bytes(b"half written")
     for step in (1, 2, 3):
         save_checkpoint(tmp_path, step, state, keep_last=2)
     assert [step for step, _ in list_checkpoints(tmp_path)] == [2, 3]
