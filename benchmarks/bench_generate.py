@@ -1,37 +1,50 @@
 """Generation speed: musicgen-lite's `MusicGen.generate` against transformers' MusicGen on identical weights.
 
 A random-initialised MusicgenForConditionalGeneration (T5-base-shaped text encoder, the 32 kHz EnCodec
-of musicgen-small) is saved in the Hugging Face layout; transformers and this project (float32, and
-with int8 weights) load that directory and generate the same number of frames for the same prompt
-with top-k 250 sampling and CFG 3, in turn (A B C A B C ...). A step is one LM call: frames + K - 1
-of them under the delay pattern. Each row gives the median generate time as steps/s, and the same
-without the codec decode of the frames (timed apart), `lm_steps_per_s`; ratios are to transformers.
+of musicgen-small, a decoder of the chosen shape) is saved in the Hugging Face layout. Each side runs in
+its own worker process (so that peak memories stay apart), loads that directory, warms up, and then
+the workers generate in turn, round after round (A B C A B C ...), the same number of frames for the
+same prompt with top-k 250 sampling and CFG 3. A step is one LM call: frames + K - 1 of them under the
+delay pattern. steps/s excludes the codec decode of the frames (timed apart in the same worker, and
+compared between the sides below); medians over the rounds.
 
-    python benchmarks/bench_generate.py                      # mid (8 x 512) and small (24 x 1024) shapes
-    python benchmarks/bench_generate.py --shapes mid --frames 100 --rounds 2 --threads 1
+Columns: steps/s; ratio to transformers; fraction of the weight-streaming bound (benchmarks/streaming_bound.py,
+measured first with the decoder's own matrix shapes: float32 sides against the float32 bound, int8 against
+the int8 bytes at the same rate); peak memory (the worker's resident-set high-water mark while generating,
+model included, or CUDA's peak allocation). Then the codec: transformers' EncodecModel.decode against this
+project's Codec.decode (weight norm folded) on the same codes and weights, with their largest difference.
+
+    python benchmarks/bench_generate.py                                   # mid (8 x 512) and small (24 x 1024), 2 threads
+    python benchmarks/bench_generate.py --shapes mid --frames 100 --rounds 2 --threads 1 --clock cpu  # on a busy machine
+    python benchmarks/bench_generate.py --device cuda --dtype bfloat16 --compile --sides transformers ours \\
+        --batch-sizes 1 2 4 8 16 32 64 128                               # GPU: the batch at which throughput peaks
 """
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import string
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 import transformers
+from streaming_bound import SHAPES as BOUND_SHAPES
+from streaming_bound import measure_bound
 from transformers import (EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, MusicgenForConditionalGeneration,
                           T5Config, T5Tokenizer)
 
 from musicgen import MusicGen
 
-SHAPES = {  # decoder sizes: layers, width, heads, ffn
-    "mid": dict(num_hidden_layers=8, hidden_size=512, num_attention_heads=8, ffn_dim=2048),
-    "small": dict(num_hidden_layers=24, hidden_size=1024, num_attention_heads=16, ffn_dim=4096),
-}
+SHAPES = {name: dict(num_attention_heads=sizes["hidden_size"] // 64, **sizes) for name, sizes in BOUND_SHAPES.items()}
+SIDES = ("transformers", "ours", "ours-int8")
 PROMPT = "lo-fi piano with soft drums"
+CODEC_CODES = "codec_codes.pt"
 
 
 def build_hf_directory(shape: str, path: Path) -> None:
@@ -47,83 +60,239 @@ def build_hf_directory(shape: str, path: Path) -> None:
     decoder = MusicgenDecoderConfig(vocab_size=2048, num_codebooks=4, max_position_embeddings=2048,
                                     activation_function="gelu", pad_token_id=2048, bos_token_id=2048, **SHAPES[shape])
     config = MusicgenConfig(text_encoder=t5.to_dict(), audio_encoder=encodec.to_dict(), decoder=decoder.to_dict())
-    MusicgenForConditionalGeneration(config).eval().save_pretrained(path)
+    model = MusicgenForConditionalGeneration(config).eval()
+    with torch.no_grad():  # transformers leaves the codebooks at zero: make the decoded audio non-trivial
+        for level in model.audio_encoder.quantizer.layers:
+            level.codebook.embed.normal_()
+    model.save_pretrained(path)
     words = PROMPT.replace("-", " ").split()
     vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
     vocab += [(letter, -3.0) for letter in string.ascii_lowercase + "-"] + [("▁" + word, -1.0) for word in words]
     T5Tokenizer(vocab=vocab, extra_ids=0).save_pretrained(path)
 
 
-def time_hf(model, tokenizer, frames: int, num_codebooks: int) -> float:
-    inputs = tokenizer([PROMPT], return_tensors="pt")
-    start = time.perf_counter()
-    model.generate(**inputs, do_sample=True, top_k=250, guidance_scale=3.0, max_new_tokens=frames + num_codebooks - 1)
-    return time.perf_counter() - start
+# ---- worker: one side in its own process, driven by lines on stdin ----------------------------------------------
+
+class Side:
+    """One side loaded from the directory: generate(batch, frames) and decode(codes) as the benchmark times them."""
+
+    def __init__(self, side: str, directory: Path, device: str, dtype: torch.dtype, compile: bool) -> None:
+        self.side, self.device = side, torch.device(device)
+        if side == "transformers":
+            self.model = MusicgenForConditionalGeneration.from_pretrained(directory, dtype=dtype).to(self.device).eval()
+            self.tokenizer = T5Tokenizer.from_pretrained(directory)
+            self.num_codebooks = self.model.decoder.num_codebooks
+        else:
+            self.model = MusicGen.from_pretrained(directory, device=device, dtype=dtype,
+                                                  quantize="int8" if side == "ours-int8" else None)
+            if compile:
+                self.model.lm.compile_decode()
+            self.num_codebooks = self.model.lm.config.num_codebooks
+
+    def generate(self, batch: int, frames: int, seed: int) -> None:
+        if self.side == "transformers":
+            inputs = self.tokenizer([PROMPT] * batch, return_tensors="pt").to(self.device)
+            self.model.generate(**inputs, do_sample=True, top_k=250, guidance_scale=3.0,
+                                max_new_tokens=frames + self.num_codebooks - 1)
+        else:
+            self.model.generate([PROMPT] * batch, duration=frames / self.model.frame_rate, use_sampling=True, top_k=250,
+                                cfg_coef=3.0, seed=seed)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        codes = codes.to(self.device)
+        if self.side == "transformers":
+            return self.model.audio_encoder.decode(codes[None], [None])[0]
+        return self.model.codec.decode(codes)
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
 
-def time_ours(model: MusicGen, frames: int, seed: int) -> float:
-    start = time.perf_counter()
-    model.generate([PROMPT], duration=frames / model.frame_rate, use_sampling=True, top_k=250, cfg_coef=3.0, seed=seed)
-    return time.perf_counter() - start
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new high-water mark: CUDA's peak allocation, or the process's peak resident set (Linux)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        Path("/proc/self/clear_refs").write_text("5")
 
 
-def time_decode(decode, codes: torch.Tensor) -> float:
-    """Seconds one codec decode of codes [1, K, T] takes (its share of a generate call)."""
-    start = time.perf_counter()
-    decode(codes)
-    return time.perf_counter() - start
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_shape(shape: str, frames: int, rounds: int) -> list[dict]:
-    """Time transformers, ours in float32 and ours with int8 weights in turn; one result row per side."""
+@torch.inference_mode()
+def run_worker(args: argparse.Namespace) -> None:
+    """Load one side, warm up, then answer 'run BATCH SEED' lines with a JSON line of timings, and 'memory'."""
+    torch.set_num_threads(args.threads)
+    transformers.logging.set_verbosity_error()
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    side = Side(args.worker, Path(args.model_dir), args.device, getattr(torch, args.dtype), args.compile)
+    codes = torch.load(Path(args.model_dir) / CODEC_CODES)
+    side.generate(1, 4, seed=0)
+    side.decode(codes[..., :4])
+    reset_peak_memory(side.device)
+    print(json.dumps({"ready": args.worker}), flush=True)
+    for line in sys.stdin:
+        command, *values = line.split()
+        if command == "memory":
+            print(json.dumps({"peak_mb": round(peak_memory_mb(side.device), 1)}), flush=True)
+            continue
+        batch, seed = int(values[0]), int(values[1])
+        side.synchronize()
+        start = clock()
+        side.generate(batch, args.frames, seed)
+        side.synchronize()
+        generate_seconds = clock() - start
+        start = clock()
+        audio = side.decode(codes[:1].expand(batch, -1, -1))
+        side.synchronize()
+        decode_seconds = clock() - start
+        if args.save_audio:
+            torch.save(audio.float().cpu(), Path(args.model_dir) / f"audio_{args.worker}.pt")
+        print(json.dumps({"generate_s": generate_seconds, "decode_s": decode_seconds}), flush=True)
+
+
+# ---- driver -----------------------------------------------------------------------------------------------------
+
+class Worker:
+    def __init__(self, side: str, directory: Path, args: argparse.Namespace, save_audio: bool) -> None:
+        command = [sys.executable, __file__, "--worker", side, "--model-dir", str(directory), "--frames", str(args.frames),
+                   "--threads", str(args.threads), "--device", args.device, "--dtype", args.dtype, "--clock", args.clock]
+        command += ["--compile"] * (args.compile and side != "transformers") + ["--save-audio"] * save_audio
+        self.side = side
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.ask(None)
+
+    def ask(self, line: str | None) -> dict:
+        if line is not None:
+            self.process.stdin.write(line + "\n")
+            self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"the {self.side} worker stopped (see its error above)")
+        return json.loads(answer)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def bench_shape(shape: str, args: argparse.Namespace, bound: dict | None) -> list[dict]:
+    """One row per side: median steps/s over the rounds, ratio to the first side, fraction of the bound, peak memory."""
     with tempfile.TemporaryDirectory() as directory:
-        build_hf_directory(shape, Path(directory))
-        reference = MusicgenForConditionalGeneration.from_pretrained(directory).eval()
-        tokenizer = T5Tokenizer.from_pretrained(directory)
-        ours = {"float32": MusicGen.from_pretrained(directory, device="cpu"),
-                "int8": MusicGen.from_pretrained(directory, device="cpu", quantize="int8")}
-    num_codebooks = reference.decoder.num_codebooks
-    steps = frames + num_codebooks - 1
-    codes = torch.randint(0, 2048, (1, num_codebooks, frames))
-    sides = {"transformers": (lambda seed: time_hf(reference, tokenizer, frames, num_codebooks),
-                              lambda: time_decode(lambda c: reference.audio_encoder.decode(c[None], [None]), codes))}
-    for name, model in ours.items():
-        sides[f"ours-{name}"] = (lambda seed, model=model: time_ours(model, frames, seed),
-                                 lambda model=model: time_decode(model.codec.decode, codes))
-    seconds = {name: [] for name in sides}
-    decode_seconds = {name: [] for name in sides}
-    with torch.inference_mode():
-        time_hf(reference, tokenizer, 4, num_codebooks)
-        for model in ours.values():
-            time_ours(model, 4, seed=0)
-        for index in range(rounds):
-            for name, (generate, decode) in sides.items():
-                seconds[name].append(generate(index))
-                decode_seconds[name].append(decode())
+        directory = Path(directory)
+        build_hf_directory(shape, directory)
+        torch.save(torch.randint(0, 2048, (1, 4, args.frames), generator=torch.Generator().manual_seed(0)),
+                   directory / CODEC_CODES)
+        workers = [Worker(side, directory, args, save_audio=side in ("transformers", "ours")) for side in args.sides]
+        results = {worker.side: [] for worker in workers}
+        for index in range(args.rounds):
+            for worker in workers:
+                results[worker.side].append(worker.ask(f"run 1 {index}"))
+        peaks = {worker.side: worker.ask("memory")["peak_mb"] for worker in workers}
+        sweep = [batch_sweep(worker, args) for worker in workers if args.batch_sizes and worker.side != "transformers"]
+        for worker in workers:
+            worker.close()
+        codec_difference = None
+        if {"transformers", "ours"} <= set(results):
+            audio = [torch.load(directory / f"audio_{side}.pt") for side in ("transformers", "ours")]
+            codec_difference = (audio[0] - audio[1]).abs().max().item()
+    steps = args.frames + 4 - 1
     rows = []
-    for name in sides:
-        total, decode = statistics.median(seconds[name]), statistics.median(decode_seconds[name])
-        rows.append({"shape": shape, "side": name, "frames": frames, "steps": steps, "threads": torch.get_num_threads(),
-                     "seconds": [round(value, 3) for value in seconds[name]], "codec_decode_s": round(decode, 3),
-                     "steps_per_s": round(steps / total, 2), "lm_steps_per_s": round(steps / (total - decode), 2)})
+    for side, timings in results.items():
+        generate = statistics.median(t["generate_s"] for t in timings)
+        decode = statistics.median(t["decode_s"] for t in timings)
+        row = {"shape": shape, "device": args.device, "precision": "int8" if side == "ours-int8" else args.dtype,
+               "side": side, "threads": args.threads, "frames": args.frames, "steps": steps,
+               "steps_per_s": round(steps / (generate - decode), 2), "total_steps_per_s": round(steps / generate, 2),
+               "codec_decode_s": round(decode, 3), "peak_mb": peaks[side]}
+        if bound is not None:
+            limit = bound["int8_bound_steps_per_s"] if side == "ours-int8" else bound["bound_steps_per_s"]
+            row["of_bound"] = round(row["steps_per_s"] / limit, 3)
+        rows.append(row)
     for row in rows:
         row["ratio"] = round(row["steps_per_s"] / rows[0]["steps_per_s"], 2)
-        row["lm_ratio"] = round(row["lm_steps_per_s"] / rows[0]["lm_steps_per_s"], 2)
+        row["codec_ratio"] = round(rows[0]["codec_decode_s"] / row["codec_decode_s"], 2)
+        if codec_difference is not None:
+            row["codec_max_abs_difference"] = codec_difference
+    return rows + [row for rows_of_side in sweep for row in rows_of_side]
+
+
+def batch_sweep(worker: Worker, args: argparse.Namespace) -> list[dict]:
+    """Throughput (frames of every prompt per second) at each batch size; the peak is marked."""
+    steps = args.frames + 4 - 1
+    rows = []
+    for batch in args.batch_sizes:
+        timing = worker.ask(f"run {batch} 0")
+        steps_per_s = steps / (timing["generate_s"] - timing["decode_s"])
+        rows.append({"side": worker.side, "batch": batch, "steps_per_s": round(steps_per_s, 2),
+                     "prompt_steps_per_s": round(batch * steps_per_s, 1)})
+    best = max(rows, key=lambda row: row["prompt_steps_per_s"])
+    best["peak"] = True
     return rows
+
+
+def print_table(rows: list[dict], bounds: dict[str, dict]) -> None:
+    print("\n| shape | device | precision | side | steps/s | ratio | of bound | peak memory (MB) | codec decode (s) |")
+    print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        if "shape" in row:
+            print(f"| {row['shape']} | {row['device']} | {row['precision']} | {row['side']} | {row['steps_per_s']} | "
+                  f"{row['ratio']} | {row.get('of_bound', '-')} | {row['peak_mb']:.0f} | {row['codec_decode_s']} |")
+    for shape, bound in bounds.items():
+        print(f"\nbound ({shape}, {bound['rows']} rows, {bound['threads']} threads): {bound['weight_mb']} MB of float32 "
+              f"weights a step; GB/s {bound['gb_per_s']}; {bound['bound_steps_per_s']} steps/s float32, "
+              f"{bound['int8_bound_steps_per_s']} int8, {bound['read_bound_steps_per_s']} at the plain read bandwidth")
+    sweep = [row for row in rows if "batch" in row]
+    if sweep:
+        print("\n| side | batch | steps/s | prompt-steps/s |\n| --- | ---: | ---: | ---: |")
+        for row in sweep:
+            print(f"| {row['side']} | {row['batch']} | {row['steps_per_s']} | {row['prompt_steps_per_s']}"
+                  f"{' (peak)' if row.get('peak') else ''} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--shapes", nargs="+", default=["mid", "small"], choices=list(SHAPES))
+    parser.add_argument("--sides", nargs="+", default=list(SIDES), choices=SIDES,
+                        help="the first is the reference of the ratios")
     parser.add_argument("--frames", type=int, default=250, help="frames to generate per call (250: 5 s at 50 Hz)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every side in turn; medians are reported")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--compile", action="store_true", help="this project's compiled decode step (LM.compile_decode)")
+    parser.add_argument("--batch-sizes", type=int, nargs="*", default=[], help="then sweep these batch sizes (ours)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: each process's CPU time, steadier on a loaded machine (use with --threads 1)")
+    parser.add_argument("--no-bound", action="store_true", help="skip measuring the weight-streaming bound")
+    parser.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--model-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--save-audio", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        run_worker(args)
+        return
     torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()
+    rows, bounds = [], {}
     for shape in args.shapes:
-        for row in bench_shape(shape, args.frames, args.rounds):
+        if not args.no_bound and args.device == "cpu":
+            clock = time.perf_counter if args.clock == "wall" else time.thread_time
+            bounds[shape] = measure_bound(shape, clock=clock)
+            print(json.dumps(bounds[shape]), flush=True)
+        for row in bench_shape(shape, args, bounds.get(shape)):
             print(json.dumps(row), flush=True)
+            rows.append(row)
+    print_table(rows, bounds)
 
 
 if __name__ == "__main__":

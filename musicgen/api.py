@@ -15,6 +15,7 @@ This project's checkpoint directory:
 """
 from __future__ import annotations
 
+import ctypes
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from patterns import get_provider
 from . import hf
 from .conditioners import TextConditioner, check_prompts
 from .generate import Sampling
-from .lm import LM, LMConfig
+from .lm import LM, LMConfig, can_pack
 from .long_form import default_stride, generate_in_windows, plan_windows
 
 CONFIG_FILE = "config.yaml"
@@ -141,6 +142,7 @@ class MusicGen:
         """Write this project's layout (see the module docstring); `from_pretrained(path)` reads it back."""
         if self.lm.quantized:
             raise ValueError("an int8-quantized LM cannot be saved; save the model loaded without quantize")
+        self.lm.unpack()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         save_config(self.config, path / CONFIG_FILE)
@@ -149,7 +151,7 @@ class MusicGen:
         self.conditioner.save_pretrained(path / TEXT_ENCODER_DIR)
 
     def to(self, device: str | torch.device, dtype: torch.dtype = torch.float32) -> MusicGen:
-        self.lm.to(device=device, dtype=dtype)
+        self.lm.unpack().to(device=device, dtype=dtype)
         self.conditioner.to(device)
         self.codec.to(device)
         return self
@@ -229,11 +231,25 @@ class MusicGen:
             raise ValueError(f"duration ({frames} frames) must be longer than the audio prompt ({prompt_frames} frames)")
         windows = plan_windows(prompt_frames, frames, self.max_frames, self._stride_frames(stride))
         condition, mask = self.conditioner(prompts)
+        self._prepare_for_inference()
         codes = generate_in_windows(self.lm, self.pattern_provider, condition.to(self.device), mask.to(self.device),
                                     sampling, windows, prompt=prompt_codes, generator=self._generator(seed),
                                     progress=_progress_callback(progress))
         wav = self.codec.decode(codes)
         return (wav, codes) if return_codes else wav
+
+    def _prepare_for_inference(self) -> None:
+        """Fold the codec's weight norm, and on the CPU lay the LM's float32 weights out for oneDNN's matmul
+        (not those of a quantized or compiled LM): at the first generation, and after `to` or `save_pretrained`
+        have unpacked them."""
+        folding = self.codec.config.norm != "none"
+        packing = can_pack(self.lm.norm.weight) and not (self.lm.quantized or self.lm.packed or self.lm.compiled_decode)
+        if folding:
+            self.codec.remove_weight_norm()
+        if packing:
+            self.lm.pack_for_cpu()
+        if folding or packing:
+            _return_freed_memory()
 
     def _frames(self, duration: float) -> int:
         if not isinstance(duration, (int, float)) or isinstance(duration, bool) or not math.isfinite(duration) or duration <= 0:
@@ -273,6 +289,15 @@ class MusicGen:
         clips = [mix_channels(resample(clip.detach().float().cpu(), sample_rate, self.sample_rate), self.codec.channels)
                  for clip in clips]
         return torch.stack(clips).to(self.device)
+
+
+def _return_freed_memory() -> None:
+    """Hand the blocks freed by replacing weights back to the OS: glibc keeps them otherwise, and the process
+    would stay as large as with both copies of the weights. Nothing to do without glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _progress_callback(progress: bool | Callable[[int, int], None]) -> Callable[[int, int], None] | None:

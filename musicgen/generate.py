@@ -22,6 +22,7 @@ from .conditioners import null_condition
 from .lm import LM, Memory
 
 ProgressCallback = Callable[[int, int], None]
+CACHE_ROUNDING = 256
 
 
 @dataclass(frozen=True)
@@ -77,28 +78,30 @@ def sample_tokens(logits: torch.Tensor, sampling: Sampling, generator: torch.Gen
     return choice[..., 0]
 
 
-def guided_logits(lm: LM, tokens: torch.Tensor, positions: torch.Tensor, memory: Memory, cfg_coef: float | None,
-                  length: int | None) -> torch.Tensor:
-    """tokens [B, K, S'] -> logits [B, K, card] of the last step; with cfg_coef the LM runs 2B rows (cond, then null)."""
+def guided_logits(decode: Callable, tokens: torch.Tensor, positions: torch.Tensor, memory: Memory,
+                  cfg_coef: float | None, length: int | None) -> torch.Tensor:
+    """tokens [B, K, S'] -> logits [B, K, card] of the last step through `decode` (LM.decode or its compiled
+    form); with cfg_coef the LM runs 2B rows (cond, then null)."""
     if cfg_coef is None:
-        return lm.decode(tokens, positions, memory, length)
-    cond, uncond = lm.decode(tokens.repeat(2, 1, 1), positions, memory, length).chunk(2)
+        return decode(tokens, positions, memory, length)
+    cond, uncond = decode(tokens.repeat(2, 1, 1), positions, memory, length).chunk(2)
     return uncond + (cond - uncond) * cfg_coef
 
 
 def prefill(lm: LM, tokens: torch.Tensor, memory: Memory, cfg_coef: float | None) -> torch.Tensor:
     """Run the known steps 0 .. S'-1 in one call: tokens [B, K, S'] -> logits [B, K, card] for step S'."""
     positions = torch.arange(tokens.shape[-1], device=tokens.device)
-    return guided_logits(lm, tokens, positions, memory, cfg_coef, length=tokens.shape[-1])
+    return guided_logits(lm.decode, tokens, positions, memory, cfg_coef, length=tokens.shape[-1])
 
 
 def decode_one_token(lm: LM, column: torch.Tensor, position: torch.Tensor, memory: Memory, cfg_coef: float | None,
                      length: int | None = None) -> torch.Tensor:
     """The hot step: column [B, K, 1] at position [1] -> logits [B, K, card] for the next step.
 
-    length (position + 1) limits attention to the cache written so far; None keeps shapes static.
+    length (position + 1) limits attention to the cache written so far; None keeps shapes static, as
+    the LM's compiled decode (LM.compile_decode), used when there is one, needs.
     """
-    return guided_logits(lm, column, position, memory, cfg_coef, length)
+    return guided_logits(lm.compiled_decode or lm.decode, column, position, memory, cfg_coef, length)
 
 
 @torch.inference_mode()
@@ -124,7 +127,7 @@ def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_
         null, null_mask = null_condition(condition, condition_mask)
         condition, condition_mask = torch.cat([condition, null]), torch.cat([condition_mask, null_mask])
     positions = torch.arange(total, device=device)
-    lm.setup_caches(condition.shape[0], total - 1)
+    lm.setup_caches(condition.shape[0], _cache_steps(lm, total - 1))
     try:
         memory = lm.memory(condition, condition_mask)
         logits = prefill(lm, sequence[..., :start], memory, cfg_coef)
@@ -133,12 +136,20 @@ def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_
             sequence[..., step] = torch.where(to_generate[:, step], tokens, sequence[..., step])
             if step + 1 < total:
                 logits = decode_one_token(lm, sequence[..., step:step + 1], positions[step:step + 1], memory, cfg_coef,
-                                          length=step + 1)
+                                          length=None if lm.compiled_decode else step + 1)
             if progress is not None:
                 progress(step - start + 1, total - start)
     finally:
         lm.clear_caches()
     return pattern.revert_sequence(sequence, special)[0]
+
+
+def _cache_steps(lm: LM, steps: int) -> int:
+    """The KV cache positions a call needs; a compiled decode gets them rounded up to a multiple of
+    CACHE_ROUNDING, so that calls of nearby lengths share a graph."""
+    if lm.compiled_decode is None:
+        return steps
+    return min(lm.config.max_positions, -(-steps // CACHE_ROUNDING) * CACHE_ROUNDING)
 
 
 def first_generated_step(pattern: Pattern, prompt_frames: int) -> int:

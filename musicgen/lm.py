@@ -9,11 +9,14 @@ its keys and values into a preallocated `KVCache` (no concatenation) and attends
 a causal mask, either over the part written so far (fewest bytes read, on the CPU) or over all
 of it (shapes fixed from step to step, for compiled or graph-captured steps). The condition's
 cross-attention keys and values are computed once per call by `memory` and passed to every `decode`.
-`quantize_int8` swaps the layers' weights for int8 ones for faster decoding.
+`pack_for_cpu` lays the float32 weights out for oneDNN's CPU matmul and `quantize_int8` swaps them for
+int8 ones: both for faster decoding.
 """
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +25,7 @@ from torch import nn
 
 ATTENTION_BACKENDS = ("sdpa", "xformers")
 ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}
+PACKED_ROWS = 2  # the rows oneDNN lays weights out for: a decode step with guidance (1 to 8 rows run as fast)
 
 
 @dataclass
@@ -94,13 +98,45 @@ def _attend_xformers(query, keys, values, mask, causal, dropout):
     return output.transpose(1, 2)
 
 
+class PackedLinear(nn.Module):
+    """A bias-free float32 Linear whose weight oneDNN has laid out for its own CPU matmul (generation only).
+
+    A decode step multiplies a few rows by every weight, so it is bound by streaming the weights from
+    memory. nn.Linear's CPU matmul streams them at about a third of the memory bandwidth for so few
+    rows; oneDNN's kernel on its blocked layout comes close to the bandwidth. The arithmetic is the
+    same float32, summed in another order. `weight` is a oneDNN tensor (`weight.to_dense()` is the
+    original); it neither trains nor moves to another device: `unpack` first.
+    """
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        if linear.bias is not None or linear.weight.dtype != torch.float32 or not linear.weight.is_cpu:
+            raise ValueError("PackedLinear packs bias-free float32 Linear layers on the CPU only")
+        self.register_buffer("weight", torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), PACKED_ROWS))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise(x, self.weight, None, "none", [], "")
+
+    def unpack(self) -> nn.Linear:
+        weight = self.weight.to_dense()
+        linear = nn.Linear(weight.shape[1], weight.shape[0], bias=False, device="meta")
+        linear.weight = nn.Parameter(weight)
+        return linear
+
+
+def can_pack(weight: torch.Tensor) -> bool:
+    """Whether PackedLinear can hold this weight: float32 on the CPU, with a oneDNN build of torch."""
+    return weight.is_cpu and weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
+
+
 class Int8Linear(nn.Module):
-    """A bias-free Linear holding int8 weights and one scale per output row (weight-only quantization).
+    """A bias-free Linear holding int8 weights and one scale per output row.
 
     Decoding reads every weight once per step, so on the CPU it is bound by memory traffic: int8
-    weights move a quarter of float32's bytes. The product runs in bfloat16 (the CPU kernel
-    `torch._weight_int8pack_mm` on x86/ARM; a dequantised matmul elsewhere); the result comes back
-    in the input's dtype.
+    weights move a quarter of float32's bytes. On the CPU the product is torch's dynamic quantization
+    kernel (fbgemm on x86, qnnpack on ARM), which also rounds each call's input to 8 bits (7 on x86,
+    as torch's dynamic quantization does, so that no CPU's int16 pair sums overflow); elsewhere a
+    dequantised matmul. The result comes back in the input's dtype.
     """
 
     def __init__(self, linear: nn.Linear) -> None:
@@ -109,16 +145,28 @@ class Int8Linear(nn.Module):
             raise ValueError("Int8Linear quantizes bias-free Linear layers only")
         weight = linear.weight.detach().float()
         scales = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
-        self.register_buffer("weight", torch.round(weight / scales[:, None]).to(torch.int8))
-        self.register_buffer("scales", scales.to(torch.bfloat16))
+        int8 = torch.round(weight / scales[:, None]).to(torch.int8)
+        self.packed = _prepack_int8(int8, scales) if weight.is_cpu else None
+        if self.packed is None:
+            self.register_buffer("weight", int8)
+            self.register_buffer("scales", scales.to(weight.dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, x.shape[-1]).to(torch.bfloat16, copy=True)  # a fresh contiguous block, as the kernel needs
-        if rows.is_cpu and rows.shape[-1] % 16 == 0:
-            output = torch._weight_int8pack_mm(rows, self.weight, self.scales)
-        else:
-            output = F.linear(rows, self.weight.to(rows.dtype)) * self.scales
-        return output.view(*x.shape[:-1], -1).to(x.dtype)
+        if self.packed is not None:
+            reduce_range = torch.backends.quantized.engine != "qnnpack"
+            return torch.ops.quantized.linear_dynamic(x.float(), self.packed, reduce_range).to(x.dtype)
+        return F.linear(x, self.weight.to(x.dtype)) * self.scales.to(x.dtype)
+
+
+def _prepack_int8(int8: torch.Tensor, scales: torch.Tensor):
+    """The CPU quantization engine's packed weight for `quantized.linear_dynamic`, or None without one."""
+    if torch.backends.quantized.engine == "none":
+        return None
+    zero_points = torch.zeros(int8.shape[0], dtype=torch.long)
+    with warnings.catch_warnings():  # quantized tensors are deprecated as a type; the packed weight is what runs
+        warnings.simplefilter("ignore")
+        weight = torch._make_per_channel_quantized_tensor(int8, scales.double(), zero_points, 0)
+        return torch.ops.quantized.linear_prepack(weight, None)
 
 
 class KVCache(nn.Module):
@@ -155,6 +203,7 @@ class SelfAttention(nn.Module):
         self.key = nn.Linear(config.dim, config.dim, bias=False)
         self.value = nn.Linear(config.dim, config.dim, bias=False)
         self.out = nn.Linear(config.dim, config.dim, bias=False)
+        self.query_key_value: nn.Module | None = None  # the three above in one (LM.fuse_projections)
         self.kv_cache: KVCache | None = None
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -162,8 +211,11 @@ class SelfAttention(nn.Module):
 
         With a cache, mask [S, S_kv] (True = attend) covers the first S_kv cache positions, the only ones read.
         """
-        heads = self.config.num_heads
-        query, keys, values = (split_heads(projection(x), heads) for projection in (self.query, self.key, self.value))
+        if self.query_key_value is not None:
+            projections = self.query_key_value(x).chunk(3, dim=-1)
+        else:
+            projections = self.query(x), self.key(x), self.value(x)
+        query, keys, values = (split_heads(projection, self.config.num_heads) for projection in projections)
         if self.kv_cache is not None:
             keys, values = self.kv_cache.update(positions, keys, values)
             keys, values = keys[:, :, :mask.shape[-1]], values[:, :, :mask.shape[-1]]
@@ -247,7 +299,9 @@ class LM(nn.Module):
         self.layers = nn.ModuleList(Block(config) for _ in range(config.num_layers))
         self.norm = nn.LayerNorm(config.dim)
         self.heads = nn.ModuleList(nn.Linear(config.dim, config.card, bias=False) for _ in range(config.num_codebooks))
+        self.fused_heads: nn.Module | None = None  # the K heads in one (fuse_projections)
         self.causal_mask: torch.Tensor | None = None
+        self.compiled_decode: Callable | None = None  # compile_decode
         self.apply(_init_weights)
 
     @property
@@ -298,16 +352,69 @@ class LM(nn.Module):
         self.causal_mask = torch.ones(max_steps, max_steps, dtype=torch.bool, device=reference.device).tril()
 
     def quantize_int8(self) -> LM:
-        """Swap every Linear of the layers and heads for an Int8Linear (generation only, not training)."""
-        for module in [*self.layers.modules(), self.heads]:
+        """Fuse the projections, then swap every Linear of the layers and heads for an Int8Linear (generation only)."""
+        return self.fuse_projections()._swap_linears(nn.Linear, Int8Linear)
+
+    def pack_for_cpu(self) -> LM:
+        """Fuse the projections, then swap every Linear of the layers and heads for a PackedLinear (faster CPU decoding).
+
+        Generation only: `unpack` before training, saving the modules or moving them to another device.
+        Does nothing where torch has no oneDNN or the LM is not float32 on the CPU.
+        """
+        if not can_pack(self.norm.weight):
+            return self
+        return self.fuse_projections()._swap_linears(nn.Linear, PackedLinear)
+
+    def unpack(self) -> LM:
+        """Undo `pack_for_cpu`: the LM's own nn.Linear layers holding the same weights."""
+        return self._swap_linears(PackedLinear, PackedLinear.unpack).split_projections()
+
+    def fuse_projections(self) -> LM:
+        """One matmul where a step makes several: each layer's query, key and value, and the K heads (generation only)."""
+        for layer in self.layers:
+            attention = layer.self_attention
+            if attention.query_key_value is None:
+                attention.query_key_value = _concatenated([attention.query, attention.key, attention.value])
+                attention.query = attention.key = attention.value = None
+        if self.fused_heads is None:
+            self.fused_heads, self.heads = _concatenated(self.heads), None
+        return self
+
+    def split_projections(self) -> LM:
+        """Undo `fuse_projections` (on nn.Linear layers)."""
+        for layer in self.layers:
+            attention = layer.self_attention
+            if attention.query_key_value is not None:
+                attention.query, attention.key, attention.value = _split(attention.query_key_value, 3)
+                attention.query_key_value = None
+        if self.fused_heads is not None:
+            self.heads, self.fused_heads = nn.ModuleList(_split(self.fused_heads, self.config.num_codebooks)), None
+        return self
+
+    def _swap_linears(self, kind: type[nn.Module], convert: Callable[[nn.Module], nn.Module]) -> LM:
+        """Replace every `kind` module of the layers, and the fused heads, by convert(module)."""
+        for module in self.layers.modules():
             for name, child in module.named_children():
-                if isinstance(child, nn.Linear):
-                    setattr(module, name, Int8Linear(child))
+                if isinstance(child, kind):
+                    setattr(module, name, convert(child))
+        if isinstance(self.fused_heads, kind):
+            self.fused_heads = convert(self.fused_heads)
         return self
 
     @property
     def quantized(self) -> bool:
         return any(isinstance(module, Int8Linear) for module in self.modules())
+
+    @property
+    def packed(self) -> bool:
+        return any(isinstance(module, PackedLinear) for module in self.modules())
+
+    def compile_decode(self, mode: str | None = "reduce-overhead", backend: str | Callable = "inductor") -> LM:
+        """Compile `decode` into one graph for fixed shapes as `compiled_decode` (torch.compile, fullgraph; on
+        CUDA with mode "reduce-overhead", a captured CUDA graph). Generation then runs its one-token steps
+        through it, attending over the whole cache every step so that one graph serves every step of a call."""
+        self.compiled_decode = torch.compile(self.decode, mode=mode, backend=backend, fullgraph=True, dynamic=False)
+        return self
 
     def clear_caches(self) -> None:
         for layer in self.layers:
@@ -340,7 +447,27 @@ class LM(nn.Module):
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden [B, S, D] -> [B, K, S, card]."""
+        if self.fused_heads is not None:
+            return self.fused_heads(hidden).unflatten(-1, (self.config.num_codebooks, -1)).transpose(1, 2)
         return torch.stack([head(hidden) for head in self.heads], dim=1)
+
+
+def _concatenated(linears: list[nn.Linear]) -> nn.Linear:
+    """One bias-free Linear whose outputs are those of `linears`, in order."""
+    weight = torch.cat([linear.weight.detach() for linear in linears])
+    fused = nn.Linear(weight.shape[1], weight.shape[0], bias=False, device="meta")
+    fused.weight = nn.Parameter(weight)
+    return fused
+
+
+def _split(linear: nn.Linear, parts: int) -> list[nn.Linear]:
+    """Undo `_concatenated`: `parts` Linears of equal output size."""
+    pieces = []
+    for weight in linear.weight.detach().chunk(parts):
+        piece = nn.Linear(weight.shape[1], weight.shape[0], bias=False, device="meta")
+        piece.weight = nn.Parameter(weight.clone())
+        pieces.append(piece)
+    return pieces
 
 
 def _init_weights(module: nn.Module) -> None:
