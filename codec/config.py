@@ -7,6 +7,7 @@ Unknown keys are errors that name the key and the valid ones; values are parsed 
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import types
 import typing
@@ -31,6 +32,16 @@ def load_config(cls: type[ConfigT], path: str | Path | None = None, overrides: t
     for override in overrides:
         apply_override(data, override)
     return config_from_dict(cls, data)
+
+
+def parse_training_args(prog: str, description: str, example_config: str, example_overrides: str,
+                        argv: typing.Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line of the training loops: `--config FILE [--resume] key=value ...` (in any order)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", required=True, help=f"YAML config, e.g. {example_config}")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in run_dir")
+    parser.add_argument("overrides", nargs="*", help=f"dotted overrides: {example_overrides}")
+    return parser.parse_intermixed_args(argv)
 
 
 def apply_override(data: dict[str, Any], override: str) -> None:

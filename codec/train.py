@@ -10,7 +10,6 @@ that `Codec.from_pretrained` loads.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import time
 from dataclasses import dataclass, field, fields
@@ -24,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .balancer import LossBalancer
 from .checkpointing import latest_checkpoint, load_checkpoint, restore_rng_state, rng_state, save_checkpoint
-from .config import config_to_dict, load_config, save_config
+from .config import config_to_dict, load_config, parse_training_args, save_config
 from .data import SegmentDataset, StepBatchSampler, list_audio_paths, probe_audio
 from .discriminator import MultiScaleSTFTDiscriminator
 from .distributed import DistributedEnv, all_gather_object, barrier, cleanup, init_distributed, seed_everything
@@ -90,16 +89,9 @@ class TrainConfig:
     threads: int = 0                     # CPU threads per process; 0: torch's default
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="codec-train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", required=True, help="YAML config, e.g. configs/codec/small.yaml")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in run_dir")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides: steps=100 data.path=/audio optim.lr=1e-3")
-    return parser.parse_intermixed_args(argv)
-
-
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    args = parse_training_args("codec-train", __doc__.split("\n\n")[0], "configs/codec/small.yaml",
+                               "steps=100 data.path=/audio optim.lr=1e-3", argv)
     config = load_config(TrainConfig, args.config, args.overrides)
     if config.threads > 0:
         torch.set_num_threads(config.threads)

@@ -13,7 +13,6 @@ At the end, `run_dir/model` holds an export that `MusicGen.from_pretrained` load
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 import torch
 
 from codec.checkpointing import latest_checkpoint, load_checkpoint
-from codec.config import load_config, save_config
+from codec.config import load_config, parse_training_args, save_config
 from codec.data import StepBatchSampler
 from codec.distributed import DistributedEnv, all_reduce_sum, cleanup, init_distributed, seed_everything
 from codec.schedule import warmup_cosine
@@ -85,16 +84,9 @@ class NonFiniteLossError(RuntimeError):
     """The loss or the gradient norm became NaN or infinite; the weights of that step were not updated."""
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="musicgen-train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", required=True, help="YAML config, e.g. configs/lm/small.yaml")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in run_dir")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides: steps=100 data.manifest=train.jsonl optim.lr=1e-3")
-    return parser.parse_args(argv)
-
-
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    args = parse_training_args("musicgen-train", __doc__.split("\n\n")[0], "configs/lm/small.yaml",
+                               "steps=100 data.manifest=train.jsonl optim.lr=1e-3", argv)
     config = load_config(TrainConfig, args.config, args.overrides)
     env = init_distributed(None if config.device == "auto" else config.device)
     try:
