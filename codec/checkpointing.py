@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .distributed import DistributedEnv, seed_everything
+
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint_(\d{8})\.pt$")
 
 
@@ -106,3 +108,15 @@ def restore_rng_state(state: dict[str, Any], generators: dict[str, torch.Generat
         if name not in state["generators"]:
             raise ValueError(f"the checkpoint holds no state for generator {name!r}; it has {sorted(state['generators'])}")
         generator.set_state(state["generators"][name])
+
+
+def restore_rank_rng(saved: list[dict[str, Any]], env: DistributedEnv, fallback_seed: int,
+                     generators: dict[str, torch.Generator] | None = None) -> None:
+    """This rank's states from `saved` (one `rng_state` per rank). Resumed with another process count,
+    the named generators take rank 0's states and the global RNGs are reseeded per rank instead."""
+    if len(saved) == env.world_size:
+        restore_rng_state(saved[env.rank], generators)
+        return
+    seed_everything(fallback_seed, env.rank)
+    for name, generator in (generators or {}).items():
+        generator.set_state(saved[0]["generators"][name])

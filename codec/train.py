@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from .balancer import LossBalancer
-from .checkpointing import latest_checkpoint, load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from .checkpointing import latest_checkpoint, load_checkpoint, restore_rank_rng, rng_state, save_checkpoint
 from .config import config_to_dict, load_config, parse_training_args, save_config
 from .data import SegmentDataset, StepBatchSampler, list_audio_paths, probe_audio
 from .discriminator import MultiScaleSTFTDiscriminator
@@ -129,7 +129,7 @@ def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Pat
         check_same_model(state["config"]["model"], config_to_dict(config)["model"], checkpoint)
         start_step = state["step"]
         parts.load_state_dict(state)
-        restore_rank_rng(state["rng"], parts.generators(), config.seed + start_step, env)
+        restore_rank_rng(state["rng"], env, config.seed + start_step, parts.generators())
     else:
         seed_everything(config.seed, env.rank)
     if env.is_main:
@@ -303,18 +303,6 @@ def clip_gradients(module: nn.Module, max_norm: float) -> float:
     if max_norm <= 0:
         return 0.0
     return nn.utils.clip_grad_norm_(module.parameters(), max_norm).item()
-
-
-def restore_rank_rng(saved: list[dict[str, Any]], generators: dict[str, torch.Generator], fallback_seed: int,
-                     env: DistributedEnv) -> None:
-    """This rank's saved RNG states. Resumed with another process count, the shared generators take
-    rank 0's states and the global RNGs are reseeded per rank."""
-    if len(saved) == env.world_size:
-        restore_rng_state(saved[env.rank], generators)
-        return
-    seed_everything(fallback_seed, env.rank)
-    for name, generator in generators.items():
-        generator.set_state(saved[0]["generators"][name])
 
 
 def write_checkpoint(run_dir: Path, step: int, config: TrainConfig, parts: TrainingParts, env: DistributedEnv) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from codec.checkpointing import latest_checkpoint, load_checkpoint
+from codec.checkpointing import latest_checkpoint, load_checkpoint, restore_rank_rng
 from codec.config import load_config, parse_training_args, save_config
 from codec.data import StepBatchSampler
 from codec.distributed import DistributedEnv, all_reduce_sum, cleanup, init_distributed, seed_everything
@@ -33,7 +33,7 @@ from .api import MusicGenConfig
 from .loss import codebook_cross_entropy, inputs_and_targets
 from .train_data import CaptionedSegments
 from .train_setup import (ConditionedLM, check_data, export_model, gradient_sync, load_model, load_training_state,
-                          prepare_caches, restore_rank_rng, wrap_model, write_checkpoint)
+                          prepare_caches, wrap_model, write_checkpoint)
 
 
 @dataclass
@@ -126,7 +126,7 @@ def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Pat
         start_step = state["step"]
         load_training_state(model, optimizer, state)
         scheduler.load_state_dict(state["scheduler"])
-        restore_rank_rng(state["rng"], config.seed + start_step, env)
+        restore_rank_rng(state["rng"], env, config.seed + start_step)
     else:
         seed_everything(config.seed, env.rank)
     if env.is_main:

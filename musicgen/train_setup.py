@@ -16,10 +16,10 @@ from torch.distributed.fsdp import FSDPModule, fully_shard
 from torch.nn.parallel import DistributedDataParallel
 
 from codec import Codec
-from codec.checkpointing import restore_rng_state, rng_state, save_checkpoint
+from codec.checkpointing import rng_state, save_checkpoint
 from codec.config import config_to_dict
 from codec.data import read_manifest
-from codec.distributed import DistributedEnv, all_gather_object, barrier, seed_everything
+from codec.distributed import DistributedEnv, all_gather_object, barrier
 from patterns import Pattern, get_provider
 
 from .api import MusicGen
@@ -138,14 +138,6 @@ def load_training_state(model: nn.Module, optimizer: torch.optim.Optimizer, stat
     """Put the full weights and optimizer state of a checkpoint into the (possibly wrapped or sharded) model."""
     set_model_state_dict(model, state["model"], options=LOAD_FULL_STATE)
     set_optimizer_state_dict(model, optimizer, state["optimizer"], options=LOAD_FULL_STATE)
-
-
-def restore_rank_rng(saved: list[dict[str, Any]], fallback_seed: int, env: DistributedEnv) -> None:
-    """This process's saved RNG states; resumed with another process count, each process is reseeded instead."""
-    if len(saved) == env.world_size:
-        restore_rng_state(saved[env.rank])
-    else:
-        seed_everything(fallback_seed, env.rank)
 
 
 def write_checkpoint(run_dir: Path, step: int, config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
