@@ -84,9 +84,7 @@ class Side:
             self.num_codebooks = self.model.decoder.num_codebooks
         else:
             self.model = MusicGen.from_pretrained(directory, device=device, dtype=dtype,
-                                                  quantize="int8" if side == "ours-int8" else None)
-            if compile:
-                self.model.lm.compile_decode()
+                                                  quantize="int8" if side == "ours-int8" else None, compile=compile)
             self.num_codebooks = self.model.lm.config.num_codebooks
 
     def generate(self, batch: int, frames: int, seed: int) -> None:
@@ -113,7 +111,7 @@ def reset_peak_memory(device: torch.device) -> None:
     """Start a new high-water mark: CUDA's peak allocation, or the process's peak resident set (Linux)."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    else:
+    elif Path("/proc/self/clear_refs").exists():
         Path("/proc/self/clear_refs").write_text("5")
 
 

@@ -7,10 +7,11 @@
 `setup_caches` once, then `decode` with a few steps at a time: every self-attention layer writes
 its keys and values into a preallocated `KVCache` (no concatenation) and attends over it through
 a causal mask, either over the part written so far (fewest bytes read, on the CPU) or over all
-of it (shapes fixed from step to step, for compiled or graph-captured steps). The condition's
-cross-attention keys and values are computed once per call by `memory` and passed to every `decode`.
+of it (shapes fixed from step to step, for `compile_decode`'s compiled or graph-captured step). The
+condition's cross-attention keys and values are computed once per call by `memory` and passed to every
+`decode`. A decode step streams every weight once for a few rows, so it is bound by memory traffic:
 `pack_for_cpu` lays the float32 weights out for oneDNN's CPU matmul and `quantize_int8` swaps them for
-int8 ones: both for faster decoding.
+int8 ones, both after `fuse_projections` has made one matmul of each layer's query/key/value and of the heads.
 """
 from __future__ import annotations
 
