@@ -8,7 +8,7 @@ import torch
 from test_musicgen_hf import build_hf_musicgen
 
 from musicgen import MusicGen
-from musicgen.api import DEFAULT_CHECKPOINT, MusicGenConfig, PatternConfig
+from musicgen.api import MusicGenConfig, PatternConfig
 from musicgen.conditioners import drop_conditions
 
 
@@ -144,8 +144,8 @@ def test_directory_of_neither_layout_names_the_expected_files(tmp_path):
         MusicGen.from_pretrained(tmp_path)
 
 
-def test_missing_default_checkpoint_names_its_path():
-    if DEFAULT_CHECKPOINT.is_dir():
-        pytest.skip("the embedded default checkpoint exists")
-    with pytest.raises(FileNotFoundError, match=str(DEFAULT_CHECKPOINT)):
+def test_missing_default_checkpoint_names_its_path(tmp_path, monkeypatch):
+    absent = tmp_path / "checkpoints" / "default"
+    monkeypatch.setattr("musicgen.api.DEFAULT_CHECKPOINT", absent)
+    with pytest.raises(FileNotFoundError, match=f"{absent} \\(the embedded default model is not there"):
         MusicGen.from_pretrained()

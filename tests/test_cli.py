@@ -14,7 +14,6 @@ from codec_audio import sine
 from tiny_models import TINY_FRAME_RATE, TINY_SAMPLE_RATE, save_tiny_musicgen
 
 from musicgen import MusicGen
-from musicgen.api import DEFAULT_CHECKPOINT
 from musicgen.audio_output import PEAK_TARGET, prepare_for_writing, write_atomically
 
 COMMAND = str(Path(sys.executable).with_name("musicgen-generate"))
@@ -124,8 +123,6 @@ def one_line_failure(result: subprocess.CompletedProcess, message: str) -> bool:
 def test_missing_model_directories_exit_1_naming_the_path(tmp_path):
     result = generate("--text", "a", "--model", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert one_line_failure(result, f"no checkpoint directory at {tmp_path / 'nowhere'}")
-    if not DEFAULT_CHECKPOINT.is_dir():
-        assert one_line_failure(generate("--text", "a", cwd=tmp_path), str(DEFAULT_CHECKPOINT))
 
 
 def test_unreadable_or_too_long_continuation_audio_exits_1(model_dir, tmp_path):
