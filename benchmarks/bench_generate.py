@@ -5,14 +5,15 @@ of musicgen-small, a decoder of the chosen shape) is saved in the Hugging Face l
 its own worker process (so that peak memories stay apart), loads that directory, warms up, and then
 the workers generate in turn, round after round (A B C A B C ...), the same number of frames for the
 same prompt with top-k 250 sampling and CFG 3. A step is one LM call: frames + K - 1 of them under the
-delay pattern. steps/s excludes the codec decode of the frames (timed apart in the same worker, and
-compared between the sides below); medians over the rounds.
+delay pattern. steps/s excludes the codec decode of the frames (timed apart in the same worker); medians
+over the rounds.
 
 Columns: steps/s; ratio to transformers; fraction of the weight-streaming bound (benchmarks/streaming_bound.py,
 measured first with the decoder's own matrix shapes: float32 sides against the float32 bound, int8 against
 the int8 bytes at the same rate); peak memory (the worker's resident-set high-water mark while generating,
-model included, or CUDA's peak allocation). Then the codec: transformers' EncodecModel.decode against this
-project's Codec.decode (weight norm folded) on the same codes and weights, with their largest difference.
+model included, or CUDA's peak allocation). Then the codec (CPU), in turn in one process: transformers'
+EncodecModel.decode against this project's Codec.decode (weight norm folded) on the same codes and weights,
+with their largest difference.
 
     python benchmarks/bench_generate.py                                   # mid (8 x 512) and small (24 x 1024), 2 threads
     python benchmarks/bench_generate.py --shapes mid --frames 100 --rounds 2 --threads 1 --clock cpu  # on a busy machine
@@ -36,10 +37,12 @@ import torch
 import transformers
 from streaming_bound import SHAPES as BOUND_SHAPES
 from streaming_bound import measure_bound
-from transformers import (EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, MusicgenForConditionalGeneration,
-                          T5Config, T5Tokenizer)
+from transformers import (EncodecConfig, EncodecModel, MusicgenConfig, MusicgenDecoderConfig,
+                          MusicgenForConditionalGeneration, T5Config, T5Tokenizer)
 
+from codec.hf import codec_from_hf
 from musicgen import MusicGen
+from musicgen.hf import read_hf_weights, split_prefix
 
 SHAPES = {name: dict(num_attention_heads=sizes["hidden_size"] // 64, **sizes) for name, sizes in BOUND_SHAPES.items()}
 SIDES = ("transformers", "ours", "ours-int8")
@@ -150,21 +153,19 @@ def run_worker(args: argparse.Namespace) -> None:
         side.synchronize()
         generate_seconds = clock() - start
         start = clock()
-        audio = side.decode(codes[:1].expand(batch, -1, -1))
+        side.decode(codes[:1].expand(batch, -1, -1))
         side.synchronize()
         decode_seconds = clock() - start
-        if args.save_audio:
-            torch.save(audio.float().cpu(), Path(args.model_dir) / f"audio_{args.worker}.pt")
         print(json.dumps({"generate_s": generate_seconds, "decode_s": decode_seconds}), flush=True)
 
 
 # ---- driver -----------------------------------------------------------------------------------------------------
 
 class Worker:
-    def __init__(self, side: str, directory: Path, args: argparse.Namespace, save_audio: bool) -> None:
+    def __init__(self, side: str, directory: Path, args: argparse.Namespace) -> None:
         command = [sys.executable, __file__, "--worker", side, "--model-dir", str(directory), "--frames", str(args.frames),
                    "--threads", str(args.threads), "--device", args.device, "--dtype", args.dtype, "--clock", args.clock]
-        command += ["--compile"] * (args.compile and side != "transformers") + ["--save-audio"] * save_audio
+        command += ["--compile"] * (args.compile and side != "transformers")
         self.side = side
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.ask(None)
@@ -190,7 +191,7 @@ def bench_shape(shape: str, args: argparse.Namespace, bound: dict | None) -> lis
         build_hf_directory(shape, directory)
         torch.save(torch.randint(0, 2048, (1, 4, args.frames), generator=torch.Generator().manual_seed(0)),
                    directory / CODEC_CODES)
-        workers = [Worker(side, directory, args, save_audio=side in ("transformers", "ours")) for side in args.sides]
+        workers = [Worker(side, directory, args) for side in args.sides]
         results = {worker.side: [] for worker in workers}
         for index in range(args.rounds):
             for worker in workers:
@@ -199,10 +200,7 @@ def bench_shape(shape: str, args: argparse.Namespace, bound: dict | None) -> lis
         sweep = [batch_sweep(worker, args) for worker in workers if args.batch_sizes and worker.side != "transformers"]
         for worker in workers:
             worker.close()
-        codec_difference = None
-        if {"transformers", "ours"} <= set(results):
-            audio = [torch.load(directory / f"audio_{side}.pt") for side in ("transformers", "ours")]
-            codec_difference = (audio[0] - audio[1]).abs().max().item()
+        codec = bench_codec(directory, args) if shape == args.shapes[0] and args.device == "cpu" else None
     steps = args.frames + 4 - 1
     rows = []
     for side, timings in results.items():
@@ -218,10 +216,33 @@ def bench_shape(shape: str, args: argparse.Namespace, bound: dict | None) -> lis
         rows.append(row)
     for row in rows:
         row["ratio"] = round(row["steps_per_s"] / rows[0]["steps_per_s"], 2)
-        row["codec_ratio"] = round(rows[0]["codec_decode_s"] / row["codec_decode_s"], 2)
-        if codec_difference is not None:
-            row["codec_max_abs_difference"] = codec_difference
-    return rows + [row for rows_of_side in sweep for row in rows_of_side]
+    return rows + [row for rows_of_side in sweep for row in rows_of_side] + ([codec] if codec else [])
+
+
+@torch.inference_mode()
+def bench_codec(directory: Path, args: argparse.Namespace) -> dict:
+    """transformers' EncodecModel.decode against Codec.decode (weight norm folded) on the directory's codec
+    weights and the same codes, in turn in this process; medians and the largest difference of the audio."""
+    config = MusicgenConfig.from_pretrained(directory).audio_encoder
+    state = split_prefix(read_hf_weights(directory), "audio_encoder.")
+    reference = EncodecModel(config).eval()
+    reference.load_state_dict(state)
+    ours = codec_from_hf(config.to_dict(), state).eval().remove_weight_norm()
+    codes = torch.load(directory / CODEC_CODES)
+    decoders = {"transformers": lambda: reference.decode(codes[None], [None])[0], "ours": lambda: ours.decode(codes)}
+    audio = {name: decode() for name, decode in decoders.items()}
+    clock = time.perf_counter if args.clock == "wall" else time.thread_time
+    seconds = {name: [] for name in decoders}
+    for _ in range(max(3, args.rounds)):
+        for name, decode in decoders.items():
+            start = clock()
+            decode()
+            seconds[name].append(clock() - start)
+    median = {name: statistics.median(values) for name, values in seconds.items()}
+    return {"codec": "32 kHz EnCodec", "frames": codes.shape[-1], "threads": torch.get_num_threads(),
+            "transformers_s": round(median["transformers"], 3), "ours_s": round(median["ours"], 3),
+            "ratio": round(median["transformers"] / median["ours"], 3),
+            "max_abs_difference": (audio["transformers"] - audio["ours"]).abs().max().item()}
 
 
 def batch_sweep(worker: Worker, args: argparse.Namespace) -> list[dict]:
@@ -239,12 +260,16 @@ def batch_sweep(worker: Worker, args: argparse.Namespace) -> list[dict]:
 
 
 def print_table(rows: list[dict], bounds: dict[str, dict]) -> None:
-    print("\n| shape | device | precision | side | steps/s | ratio | of bound | peak memory (MB) | codec decode (s) |")
-    print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("\n| shape | device | precision | side | steps/s | ratio | of bound | peak memory (MB) |")
+    print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: |")
     for row in rows:
         if "shape" in row:
             print(f"| {row['shape']} | {row['device']} | {row['precision']} | {row['side']} | {row['steps_per_s']} | "
-                  f"{row['ratio']} | {row.get('of_bound', '-')} | {row['peak_mb']:.0f} | {row['codec_decode_s']} |")
+                  f"{row['ratio']} | {row.get('of_bound', '-')} | {row['peak_mb']:.0f} |")
+    for row in rows:
+        if "codec" in row:
+            print(f"\ncodec decode of {row['frames']} frames ({row['threads']} threads): transformers {row['transformers_s']} s, "
+                  f"ours {row['ours_s']} s (x{row['ratio']}), largest difference {row['max_abs_difference']:.2g}")
     for shape, bound in bounds.items():
         print(f"\nbound ({shape}, {bound['rows']} rows, {bound['threads']} threads): {bound['weight_mb']} MB of float32 "
               f"weights a step; GB/s {bound['gb_per_s']}; {bound['bound_steps_per_s']} steps/s float32, "
@@ -274,7 +299,6 @@ def main() -> None:
     parser.add_argument("--no-bound", action="store_true", help="skip measuring the weight-streaming bound")
     parser.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
-    parser.add_argument("--save-audio", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         run_worker(args)
