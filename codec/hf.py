@@ -15,7 +15,7 @@ import re
 
 import torch
 
-from .model import Codec, CodecConfig, load_weights
+from .model import Codec, CodecConfig
 
 # transformers' EncodecConfig defaults, for config.json files that leave keys out.
 HF_DEFAULTS = {
@@ -77,8 +77,7 @@ def state_dict_from_hf(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.T
 
 
 def codec_from_hf(config: dict, state_dict: dict[str, torch.Tensor]) -> Codec:
-    """A Codec holding the weights of an EncodecModel: config is its EncodecConfig as a dict (e.g.
-    the `audio_encoder` section of a MusicGen config.json), state_dict its tensors without prefix."""
-    codec = Codec(codec_config_from_hf(config))
-    load_weights(codec, state_dict_from_hf(state_dict))
-    return codec
+    """A Codec holding the weights of an EncodecModel (the tensors themselves, not copies): config is its
+    EncodecConfig as a dict (e.g. the `audio_encoder` section of a MusicGen config.json), state_dict its
+    tensors without prefix."""
+    return Codec.from_weights(codec_config_from_hf(config), state_dict_from_hf(state_dict))

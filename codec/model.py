@@ -13,12 +13,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import nn
+from torch.nn.utils import parametrize
 
 from .config import load_config, save_config
 from .quantization import ResidualVectorQuantizer
@@ -130,18 +133,36 @@ class Codec(nn.Module):
         self._check_codes(codes)
         return self.decoder(self.quantizer.decode(codes))
 
-    def remove_weight_norm(self) -> Codec:
-        """Fold weight norm into plain convolution weights for faster inference (config.norm becomes "none")."""
-        for module in self.modules():
+    def remove_weight_norm(self, decoder_only: bool = False) -> Codec:
+        """Fold weight norm into plain convolution weights for faster inference: everywhere (config.norm becomes
+        "none"), or in the decoder only, all that generation runs (the encoder's weights are then left as read,
+        untouched in memory). `save_pretrained` folds the rest of a codec folded in part."""
+        for module in (self.decoder if decoder_only else self).modules():
             remove_norm(module)
-        self.config = dataclasses.replace(self.config, norm="none")
+        if not decoder_only:
+            self.config = dataclasses.replace(self.config, norm="none")
         return self
 
+    @property
+    def decoder_has_weight_norm(self) -> bool:
+        return any(parametrize.is_parametrized(module, "weight") for module in self.decoder.modules())
+
     def save_pretrained(self, directory: str | Path) -> None:
+        if self.config.norm != "none" and not self.decoder_has_weight_norm:
+            self.remove_weight_norm()  # folded in part (the decoder, for generation): fold the rest to match
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         save_config(self.config, directory / CONFIG_FILE)
         save_file({name: tensor.contiguous() for name, tensor in self.state_dict().items()}, str(directory / WEIGHTS_FILE))
+
+    @classmethod
+    def from_weights(cls, config: CodecConfig, state_dict: dict[str, torch.Tensor]) -> Codec:
+        """A Codec holding the tensors of `state_dict` themselves: built on the meta device (no memory, no
+        random draws), then each tensor assigned (see `load_weights`)."""
+        with torch.device("meta"):
+            codec = cls(config)
+        load_weights(codec, state_dict)
+        return codec
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> Codec:
@@ -150,15 +171,13 @@ class Codec(nn.Module):
         weights = directory / WEIGHTS_FILE
         if not weights.is_file():
             raise FileNotFoundError(f"no {WEIGHTS_FILE} in {directory} (only safetensors weights are read)")
-        state_dict = load_file(str(weights), device=str(device))
         if (directory / CONFIG_FILE).is_file():
             config = load_config(CodecConfig, directory / CONFIG_FILE)
-            codec = cls(config).to(device)
-            load_weights(codec, state_dict)
-            return codec
+            return cls.from_weights(config, read_weights(weights, copy=is_decoder_weight_norm_half)).to(device)
         if (directory / "config.json").is_file():
             from .hf import codec_from_hf
 
+            state_dict = read_weights(weights, copy=is_decoder_weight_norm_half)
             return codec_from_hf(json.loads((directory / "config.json").read_text()), state_dict).to(device)
         raise FileNotFoundError(f"no {CONFIG_FILE} (this project) or config.json (Hugging Face EnCodec) in {directory}")
 
@@ -181,9 +200,37 @@ class Codec(nn.Module):
             raise ValueError(f"expected codes in [0, {self.cardinality}), got values in [{int(codes.min())}, {int(codes.max())}]")
 
 
+def is_decoder_weight_norm_half(name: str) -> bool:
+    """Whether a tensor is one of the two halves of a decoder's weight-norm weight, which generation replaces
+    (`remove_weight_norm(decoder_only=True)`)."""
+    return name.startswith("decoder.") and name.endswith(("parametrizations.weight.original0", "parametrizations.weight.original1",
+                          ".weight_g", ".weight_v"))
+
+
+def read_weights(path: str | Path, copy: Callable[[str], bool] = lambda name: False) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, memory-mapped (as transformers loads them): a page of the file
+    joins the process's memory when it is first read, so weights that are never used (an encoder while
+    generating, the unused rows of an embedding) cost nothing.
+
+    A page once read stays resident for as long as any tensor of the mapping lives, so the tensors for which
+    `copy(name)` holds, those that inference replaces by new ones (weights packed for the CPU, weight-norm
+    halves folded), are read into memory of their own instead, through a mapping of their own that is gone
+    at once: the replacement then frees them.
+    """
+    with safe_open(str(path), framework="pt") as file:
+        names = list(file.keys())
+        state_dict = {name: file.get_tensor(name) for name in names if not copy(name)}
+    for name in names:
+        if copy(name):
+            with safe_open(str(path), framework="pt") as file:
+                state_dict[name] = file.get_tensor(name).clone()
+    return state_dict
+
+
 def load_weights(module: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
-    """Load every tensor of `module` from `state_dict`, or raise ValueError naming the first tensor
-    that is missing, unexpected or of the wrong shape: never a partial load."""
+    """Make `module` hold the tensors of `state_dict` themselves (no copy, but for a cast to the module's dtype
+    where they differ), or raise ValueError naming the first tensor that is missing, unexpected or of the
+    wrong shape: never a partial load. The module may be built on the meta device; tied parameters stay tied."""
     expected = module.state_dict()
     for name in sorted(set(expected) | set(state_dict)):
         if name not in state_dict:
@@ -193,4 +240,20 @@ def load_weights(module: nn.Module, state_dict: dict[str, torch.Tensor]) -> None
         if state_dict[name].shape != expected[name].shape:
             raise ValueError(f"tensor {name!r} has shape {tuple(state_dict[name].shape)} in the checkpoint, "
                              f"the config implies {tuple(expected[name].shape)}")
-    module.load_state_dict(state_dict)
+    tied = _tied_parameters(module)
+    module.load_state_dict({name: tensor.to(expected[name].dtype) for name, tensor in state_dict.items()}, assign=True)
+    for name, source in tied.items():
+        parent, _, attribute = name.rpartition(".")
+        setattr(module.get_submodule(parent), attribute, module.get_parameter(source))
+
+
+def _tied_parameters(module: nn.Module) -> dict[str, str]:
+    """Each further name of a parameter reachable under several -> its first name."""
+    first_names: dict[int, str] = {}
+    tied = {}
+    for name, parameter in module.named_parameters(remove_duplicate=False):
+        if id(parameter) in first_names:
+            tied[name] = first_names[id(parameter)]
+        else:
+            first_names[id(parameter)] = name
+    return tied

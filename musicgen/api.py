@@ -23,20 +23,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm import tqdm
 
 from codec import Codec
 from codec.audio import mix_channels, resample
 from codec.config import load_config, save_config
 from codec.hf import codec_from_hf
-from codec.model import load_weights
+from codec.model import read_weights
 from patterns import get_provider
 
 from . import hf
 from .conditioners import TextConditioner, check_prompts
 from .generate import Sampling
-from .lm import LM, LMConfig, can_pack
+from .lm import LM, LMConfig, can_pack, replaced_for_inference
 from .long_form import default_stride, generate_in_windows, plan_windows
 
 CONFIG_FILE = "config.yaml"
@@ -131,8 +131,7 @@ class MusicGen:
                 raise FileNotFoundError(f"{path} has {CONFIG_FILE} but no {required}; a checkpoint holds "
                                         f"{CONFIG_FILE}, {LM_WEIGHTS}, {CODEC_DIR}/ and {TEXT_ENCODER_DIR}/")
         config = load_config(MusicGenConfig, path / CONFIG_FILE)
-        lm = LM(config.lm)
-        load_weights(lm, load_file(path / LM_WEIGHTS))
+        lm = LM.from_weights(config.lm, read_weights(path / LM_WEIGHTS, copy=replaced_for_inference))
         return cls(config, lm, TextConditioner.from_pretrained(path / TEXT_ENCODER_DIR), Codec.from_pretrained(path / CODEC_DIR))
 
     @classmethod
@@ -244,13 +243,13 @@ class MusicGen:
         return (wav, codes) if return_codes else wav
 
     def _prepare_for_inference(self) -> None:
-        """Fold the codec's weight norm, and on the CPU lay the LM's float32 weights out for oneDNN's matmul
+        """Fold the codec decoder's weight norm, and on the CPU lay the LM's float32 weights out for oneDNN's matmul
         (not those of a quantized or compiled LM): at the first generation, and after `to` or `save_pretrained`
         have unpacked them."""
-        folding = self.codec.config.norm != "none"
+        folding = self.codec.decoder_has_weight_norm
         packing = can_pack(self.lm.norm.weight) and not (self.lm.quantized or self.lm.packed or self.lm.compiled_decode)
         if folding:
-            self.codec.remove_weight_norm()
+            self.codec.remove_weight_norm(decoder_only=True)
         if packing:
             self.lm.pack_for_cpu()
         if folding or packing:

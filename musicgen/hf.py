@@ -23,8 +23,9 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from transformers import AutoTokenizer, MusicgenConfig, T5EncoderModel
+
+from codec.model import is_decoder_weight_norm_half, load_weights, read_weights
 
 from .conditioners import TextConditioner
 from .lm import ACTIVATIONS, LM, LMConfig
@@ -48,14 +49,22 @@ def read_hf_config(path: Path) -> MusicgenConfig:
 
 
 def read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
-    """Every tensor of model.safetensors, or of the shards its index lists."""
+    """Every tensor of model.safetensors, or of the shards its index lists (`codec.model.read_weights`: mapped,
+    but for those that inference replaces)."""
     if (path / HF_WEIGHTS).is_file():
-        return load_file(path / HF_WEIGHTS)
+        return read_weights(path / HF_WEIGHTS, copy=_replaced_for_inference)
     shards = sorted(set(json.loads((path / HF_WEIGHTS_INDEX).read_text())["weight_map"].values()))
     state: dict[str, torch.Tensor] = {}
     for shard in shards:
-        state.update(load_file(path / shard))
+        state.update(read_weights(path / shard, copy=_replaced_for_inference))
     return state
+
+
+def _replaced_for_inference(name: str) -> bool:
+    """The tensors that inference replaces by new ones: the decoder's layers and heads (`lm.replaced_for_inference`)
+    and the codec decoder's weight-norm halves."""
+    return (name.startswith((DECODER + "layers.", "decoder.lm_heads."))
+            or name.startswith("audio_encoder.") and is_decoder_weight_norm_half(name[len("audio_encoder."):]))
 
 
 def split_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -120,23 +129,23 @@ def _layer_from_hf(layer: dict[str, torch.Tensor], prefix: str) -> dict[str, tor
 
 
 def lm_from_hf(config: MusicgenConfig, state: dict[str, torch.Tensor]) -> LM:
+    """The LM holding the decoder's tensors (the key/value projections of cross-attention stacked into one)."""
     lm_config = lm_config_from_hf(config)
-    lm = LM(lm_config)
-    lm.load_state_dict(lm_state_from_hf(state, lm_config))
-    return lm.eval()
+    return LM.from_weights(lm_config, lm_state_from_hf(state, lm_config)).eval()
 
 
 def conditioner_from_hf(config: MusicgenConfig, state: dict[str, torch.Tensor], path: Path) -> TextConditioner:
     """The T5 encoder from the `text_encoder.*` weights and the tokenizer files at the top of `path`."""
-    encoder = T5EncoderModel(config.text_encoder)
+    with torch.device("meta"):
+        encoder = T5EncoderModel(config.text_encoder)
     weights = split_prefix(state, "text_encoder.")
     for name, tied_to in (("shared.weight", "encoder.embed_tokens.weight"), ("encoder.embed_tokens.weight", "shared.weight")):
         if name not in weights and tied_to in weights:  # the token embedding is stored under one of its two names
             weights[name] = weights[tied_to]
-    missing, unexpected = encoder.load_state_dict(weights, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"text_encoder weights in {path} do not match T5: missing {sorted(missing)}, "
-                         f"unexpected {sorted(unexpected)}")
+    try:
+        load_weights(encoder, weights)
+    except ValueError as error:
+        raise ValueError(f"text_encoder weights in {path} do not match T5: {error}") from error
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as error:

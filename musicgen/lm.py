@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from codec.model import load_weights
+
 ATTENTION_BACKENDS = ("sdpa", "xformers")
 ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}
 PACKED_ROWS = 2  # the rows oneDNN lays weights out for: a decode step with guidance (1 to 8 rows run as fast)
@@ -123,6 +125,12 @@ class PackedLinear(nn.Module):
         linear = nn.Linear(weight.shape[1], weight.shape[0], bias=False, device="meta")
         linear.weight = nn.Parameter(weight)
         return linear
+
+
+def replaced_for_inference(name: str) -> bool:
+    """Whether an LM state-dict tensor belongs to the layers or heads, whose matrices `pack_for_cpu` and
+    `quantize_int8` replace by new ones (for `codec.model.read_weights`'s `copy`)."""
+    return name.startswith(("layers.", "heads."))
 
 
 def can_pack(weight: torch.Tensor) -> bool:
@@ -304,6 +312,16 @@ class LM(nn.Module):
         self.causal_mask: torch.Tensor | None = None
         self.compiled_decode: Callable | None = None  # compile_decode
         self.apply(_init_weights)
+
+    @classmethod
+    def from_weights(cls, config: LMConfig, state_dict: dict[str, torch.Tensor]) -> LM:
+        """An LM holding the tensors of `state_dict` themselves: built on the meta device (no memory, no random
+        initialisation), each tensor assigned (`codec.model.load_weights`), the positional table computed."""
+        with torch.device("meta"):
+            lm = cls(config)
+        load_weights(lm, state_dict)
+        lm.positional = sinusoidal_positions(config.max_positions, config.dim)
+        return lm
 
     @property
     def special_token(self) -> int:
