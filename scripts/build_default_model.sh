@@ -31,7 +31,7 @@ TORCHRUN=(torchrun --standalone --nproc_per_node=2)
     data.manifest="$DATA/train/manifest.jsonl" data.valid_manifest="$DATA/heldout/manifest.jsonl"
 
 # 5. Ship it, with the instrument classifier the evaluation judges by.
-rm -rf checkpoints/default && cp -r "$RUNS/lm/model" checkpoints/default
+rm -rf checkpoints/default && mkdir -p checkpoints && cp -r "$RUNS/lm/model" checkpoints/default
 [ -d checkpoints/analysers/instrument ] || musicgen-train-analyser --out checkpoints/analysers/instrument \
     --count 1600 --workers 2
 

@@ -1,0 +1,38 @@
+"""The embedded default model in checkpoints/default: it loads offline and generates, from Python and the CLI."""
+import json
+import subprocess
+import sys
+
+import soundfile
+import torch
+
+from musicgen import MusicGen
+from musicgen.api import DEFAULT_CHECKPOINT
+
+PROMPT = "a slow flute melody in D minor"
+
+
+def test_shipped_checkpoint_generates_one_second():
+    model = MusicGen.from_pretrained(device="cpu")
+    wav, codes = model.generate([PROMPT, "an upbeat piano tune at 140 BPM in A major with drums"], duration=1.0,
+                                seed=0, return_codes=True)
+    assert model.sample_rate == 16000 and model.frame_rate == 50
+    assert wav.shape == (2, 1, 16000) and codes.shape == (2, 4, 50)
+    assert torch.isfinite(wav).all() and wav.abs().max() > 0.01
+    assert ((codes >= 0) & (codes < model.codec.cardinality)).all()
+    assert model.config.pattern.name == "delay"
+
+
+def test_cli_uses_the_embedded_model_by_default(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "musicgen.cli", "--text", PROMPT, "--duration", "1", "--quiet"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    audio, sample_rate = soundfile.read(tmp_path / record["path"])
+    assert record["prompt"] == PROMPT and sample_rate == record["sample_rate"] == 16000
+    assert len(audio) == 16000
+
+
+def test_shipped_checkpoint_stays_small():
+    size = sum(path.stat().st_size for path in DEFAULT_CHECKPOINT.parent.rglob("*") if path.is_file())
+    assert size <= 60 * 2**20
