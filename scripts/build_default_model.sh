@@ -3,7 +3,7 @@
 #
 #   bash scripts/build_default_model.sh
 #
-# About 2 hours: data 1 min, codec ~45 min, token cache ~10 min, LM ~50 min, evaluation ~10 min.
+# About 2 hours: data 1 min, codec ~45 min, token cache ~10 min, LM ~60 min, evaluation ~5 min.
 # Every stage is skipped when its output exists and the training stages resume from their newest
 # checkpoint, so an interrupted build continues where it stopped when the script is run again.
 set -euo pipefail
