@@ -203,8 +203,8 @@ class Codec(nn.Module):
 def is_decoder_weight_norm_half(name: str) -> bool:
     """Whether a tensor is one of the two halves of a decoder's weight-norm weight, which generation replaces
     (`remove_weight_norm(decoder_only=True)`)."""
-    return name.startswith("decoder.") and name.endswith(("parametrizations.weight.original0", "parametrizations.weight.original1",
-                          ".weight_g", ".weight_v"))
+    halves = ("parametrizations.weight.original0", "parametrizations.weight.original1", ".weight_g", ".weight_v")
+    return name.startswith("decoder.") and name.endswith(halves)
 
 
 def read_weights(path: str | Path, copy: Callable[[str], bool] = lambda name: False) -> dict[str, torch.Tensor]:
@@ -214,16 +214,14 @@ def read_weights(path: str | Path, copy: Callable[[str], bool] = lambda name: Fa
 
     A page once read stays resident for as long as any tensor of the mapping lives, so the tensors for which
     `copy(name)` holds, those that inference replaces by new ones (weights packed for the CPU, weight-norm
-    halves folded), are read into memory of their own instead, through a mapping of their own that is gone
-    at once: the replacement then frees them.
+    halves folded), are read into memory of their own instead, through a second mapping that is gone at
+    once: the replacement then frees them.
     """
     with safe_open(str(path), framework="pt") as file:
         names = list(file.keys())
         state_dict = {name: file.get_tensor(name) for name in names if not copy(name)}
-    for name in names:
-        if copy(name):
-            with safe_open(str(path), framework="pt") as file:
-                state_dict[name] = file.get_tensor(name).clone()
+    with safe_open(str(path), framework="pt") as file:
+        state_dict.update({name: file.get_tensor(name).clone() for name in names if copy(name)})
     return state_dict
 
 
