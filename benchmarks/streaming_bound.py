@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from musicgen.lm import Int8Linear, PackedLinear, can_pack
+from musicgen.fast_linear import Int8Linear, PackedLinear, can_pack
 
 SHAPES = {  # decoder sizes: layers, width, ffn (transformers' MusicgenDecoderConfig names)
     "mid": dict(num_hidden_layers=8, hidden_size=512, ffn_dim=2048),

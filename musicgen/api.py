@@ -36,7 +36,8 @@ from patterns import get_provider
 from . import hf
 from .conditioners import TextConditioner, check_prompts
 from .generate import Sampling
-from .lm import LM, LMConfig, can_pack, replaced_for_inference
+from .fast_linear import can_pack
+from .lm import LM, LMConfig, replaced_for_inference
 from .long_form import default_stride, generate_in_windows, plan_windows
 
 CONFIG_FILE = "config.yaml"

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from musicgen.lm import LM, Int8Linear, LMConfig, sinusoidal_positions
+from musicgen.fast_linear import Int8Linear
+from musicgen.lm import LM, LMConfig, sinusoidal_positions
 
 CONFIG = dict(num_codebooks=3, card=16, dim=32, num_heads=4, num_layers=2, ffn_dim=64, condition_dim=24, max_positions=64)
 

@@ -12,7 +12,8 @@ from tiny_models import save_tiny_musicgen
 
 from musicgen import MusicGen
 from musicgen.generate import Sampling, generate_codes
-from musicgen.lm import LM, LMConfig, can_pack
+from musicgen.fast_linear import can_pack
+from musicgen.lm import LM, LMConfig
 from musicgen.loss import codebook_cross_entropy, inputs_and_targets
 from patterns import get_provider
 
