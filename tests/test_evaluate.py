@@ -29,6 +29,12 @@ def test_evaluation_command_on_a_tiny_set(tmp_path):
     accuracy = sum(row["instrument"] == row["predicted_instrument"] for row in rows) / 3
     assert summary["instrument_accuracy"] == accuracy
     assert len(report["codec"]["levels"]) == 4 and report["codec"]["files"] == 1
+    # The analysers also judge the renders of the same held-out specs and the codec's reconstructions of them.
+    for source in ("renders", "codec_reconstructions"):
+        assert [row["instrument"] for row in report[source]] == [row["instrument"] for row in rows]
+        assert summary["references"][source]["instrument_accuracy"] == sum(
+            row["instrument"] == row["predicted_instrument"] for row in report[source]) / 3
+    assert "codec recon" in result.stdout
     assert "instrument_accuracy" in result.stdout and "usage" in result.stdout
 
 
