@@ -66,15 +66,17 @@ class LMConfig:
         return self.dim // self.num_heads
 
 
-def sinusoidal_positions(num_positions: int, dim: int) -> torch.Tensor:
-    """[num_positions, dim] table: cosines then sines of position · 10000^(-i / (dim/2 - 1)), as in MusicGen."""
+def sinusoidal_positions(positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """positions [S] -> [S, dim]: cosines then sines of position · 10000^(-i / (dim/2 - 1)), as in MusicGen.
+    Computed per call rather than kept as a max_positions x dim table (8 MB at musicgen-small's shape)."""
     half = dim // 2
-    frequencies = torch.exp(torch.arange(half, dtype=torch.float32) * -(math.log(10000) / (half - 1)))
-    angles = torch.arange(num_positions, dtype=torch.float32)[:, None] * frequencies[None, :]
-    table = torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
+    exponents = torch.arange(half, dtype=torch.float32, device=positions.device)
+    frequencies = torch.exp(exponents * -(math.log(10000) / (half - 1)))
+    angles = positions.to(torch.float32)[:, None] * frequencies[None, :]
+    embedding = torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
     if dim % 2:
-        table = torch.cat([table, torch.zeros(num_positions, 1)], dim=1)
-    return table
+        embedding = torch.cat([embedding, embedding.new_zeros(len(positions), 1)], dim=1)
+    return embedding
 
 
 def attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None,
@@ -233,7 +235,6 @@ class LM(nn.Module):
         self.config = config
         self.condition_projection = nn.Linear(config.condition_dim, config.dim)
         self.embeddings = nn.ModuleList(nn.Embedding(config.card + 1, config.dim) for _ in range(config.num_codebooks))
-        self.register_buffer("positional", sinusoidal_positions(config.max_positions, config.dim), persistent=False)
         self.layers = nn.ModuleList(Block(config) for _ in range(config.num_layers))
         self.norm = nn.LayerNorm(config.dim)
         self.heads = nn.ModuleList(nn.Linear(config.dim, config.card, bias=False) for _ in range(config.num_codebooks))
@@ -245,11 +246,10 @@ class LM(nn.Module):
     @classmethod
     def from_weights(cls, config: LMConfig, state_dict: dict[str, torch.Tensor]) -> LM:
         """An LM holding the tensors of `state_dict` themselves: built on the meta device (no memory, no random
-        initialisation), each tensor assigned (`codec.model.load_weights`), the positional table computed."""
+        initialisation), each tensor assigned (`codec.model.load_weights`)."""
         with torch.device("meta"):
             lm = cls(config)
         load_weights(lm, state_dict)
-        lm.positional = sinusoidal_positions(config.max_positions, config.dim)
         return lm
 
     @property
@@ -386,7 +386,7 @@ class LM(nn.Module):
         if tokens.dim() != 3 or tokens.shape[1] != self.config.num_codebooks:
             raise ValueError(f"tokens must be [B, K={self.config.num_codebooks}, S], got {tuple(tokens.shape)}")
         x = sum(embedding(tokens[:, k]) for k, embedding in enumerate(self.embeddings))
-        x = x + self.positional[positions].to(x.dtype)
+        x = x + sinusoidal_positions(positions, self.config.dim).to(x.dtype)
         if self.config.dropout and self.training:
             x = F.dropout(x, self.config.dropout, True)
         for layer, keys_values in zip(self.layers, memory.keys_values):

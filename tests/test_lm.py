@@ -87,10 +87,19 @@ def test_gradients_reach_every_trainable_weight():
 
 
 def test_sinusoidal_positions_are_cosines_then_sines():
-    table = sinusoidal_positions(5, 8)
+    table = sinusoidal_positions(torch.arange(5), 8)
     assert table.shape == (5, 8)
     assert torch.equal(table[0], torch.tensor([1.0] * 4 + [0.0] * 4))
     assert torch.allclose(table[3, 0], torch.cos(torch.tensor(3.0))) and torch.allclose(table[3, 4], torch.sin(torch.tensor(3.0)))
+
+
+def test_sinusoidal_positions_equal_the_transformers_table_at_any_position():
+    from transformers.models.musicgen.modeling_musicgen import MusicgenSinusoidalPositionalEmbedding
+    for dim in (24, 64, 1024):
+        table = MusicgenSinusoidalPositionalEmbedding(2048, dim).weights
+        assert torch.equal(sinusoidal_positions(torch.arange(2048), dim), table)
+        assert all(torch.equal(sinusoidal_positions(torch.tensor([position]), dim)[0], table[position])
+                   for position in (0, 1, 511, 2047))
 
 
 def test_sequence_longer_than_positions_is_refused():
