@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from transformers.models.musicgen.modeling_musicgen import (
+    MusicgenSinusoidalPositionalEmbedding,
+)
 
 from musicgen.fast_linear import Int8Linear
 from musicgen.lm import LM, LMConfig, sinusoidal_positions
@@ -94,7 +97,6 @@ def test_sinusoidal_positions_are_cosines_then_sines():
 
 
 def test_sinusoidal_positions_equal_the_transformers_table_at_any_position():
-    from transformers.models.musicgen.modeling_musicgen import MusicgenSinusoidalPositionalEmbedding
     for dim in (24, 64, 1024):
         table = MusicgenSinusoidalPositionalEmbedding(2048, dim).weights
         assert torch.equal(sinusoidal_positions(torch.arange(2048), dim), table)
