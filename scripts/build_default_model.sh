@@ -3,7 +3,7 @@
 #
 #   bash scripts/build_default_model.sh
 #
-# About 2.5 hours: data 1 min, codec ~75 min, token cache ~5 min, LM ~65 min, evaluation ~2 min.
+# About 3 hours: data 1 min, codec ~75 min, token cache ~5 min, LM ~105 min, evaluation ~2 min.
 # Every stage is skipped when its output exists and the training stages resume from their newest
 # checkpoint, so an interrupted build continues where it stopped when the script is run again.
 set -euo pipefail
@@ -19,9 +19,9 @@ TORCHRUN=(torchrun --standalone --nproc_per_node=2)
 
 # 2. The codec: 16 kHz mono, 50 Hz frames, 4 codebooks of 256 codes. 3000 steps of warmup and cosine decay,
 #    then a warm restart: the cosine stretched to 5000 steps picks up at step 3000 (lr 0.43x) for 2000 more.
-newest_codec_step() {
+newest_step() {  # the newest checkpoint step in run folder $1 (0 for none)
     local checkpoint name step=0
-    for checkpoint in "$RUNS"/codec/checkpoint_*.pt; do
+    for checkpoint in "$1"/checkpoint_*.pt; do
         [ -e "$checkpoint" ] || continue
         name=$(basename "$checkpoint" .pt)
         step=$(( 10#${name#checkpoint_} > step ? 10#${name#checkpoint_} : step ))
@@ -29,7 +29,7 @@ newest_codec_step() {
     echo "$step"
 }
 train_codec_until() {
-    [ "$(newest_codec_step)" -ge "$1" ] || "${TORCHRUN[@]}" -m codec.train --config configs/codec/small.yaml \
+    [ "$(newest_step "$RUNS/codec")" -ge "$1" ] || "${TORCHRUN[@]}" -m codec.train --config configs/codec/small.yaml \
         --resume data.path="$DATA/train/manifest.jsonl" run_dir="$RUNS/codec" threads=1 steps="$1"
 }
 train_codec_until 3000
@@ -39,10 +39,15 @@ train_codec_until 5000
 [ -d "$RUNS/text_encoder" ] || musicgen-text-encoder --manifest "$DATA/train/manifest.jsonl" \
     --out "$RUNS/text_encoder" --d-model 128
 
-# 4. The LM (delay pattern), on the frozen codec's tokens: 8000 steps of random 5 s windows.
-[ -d "$RUNS/lm/model" ] || "${TORCHRUN[@]}" -m musicgen.train --config configs/lm/small.yaml --resume \
-    codec="$RUNS/codec/model" text_encoder="$RUNS/text_encoder" run_dir="$RUNS/lm" \
-    data.manifest="$DATA/train/manifest.jsonl" data.valid_manifest="$DATA/heldout/manifest.jsonl"
+# 4. The LM (delay pattern), on the frozen codec's tokens, on random 5 s windows: 8000 steps, then a warm
+#    restart as for the codec: the cosine stretched to 13000 steps picks up at step 8000 (lr 0.39x).
+train_lm_until() {
+    [ "$(newest_step "$RUNS/lm")" -ge "$1" ] || "${TORCHRUN[@]}" -m musicgen.train --config configs/lm/small.yaml \
+        --resume codec="$RUNS/codec/model" text_encoder="$RUNS/text_encoder" run_dir="$RUNS/lm" \
+        data.manifest="$DATA/train/manifest.jsonl" data.valid_manifest="$DATA/heldout/manifest.jsonl" steps="$1"
+}
+train_lm_until 8000
+train_lm_until 13000
 
 # 5. Ship it, with the instrument classifier the evaluation judges by.
 rm -rf checkpoints/default && mkdir -p checkpoints && cp -r "$RUNS/lm/model" checkpoints/default
