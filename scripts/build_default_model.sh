@@ -17,8 +17,8 @@ TORCHRUN=(torchrun --standalone --nproc_per_node=2)
 [ -f "$DATA/train/manifest.jsonl" ] || musicgen-make-data --out "$DATA/train" --count 3000 --seed 0 --workers 2
 [ -f "$DATA/heldout/manifest.jsonl" ] || musicgen-make-data --out "$DATA/heldout" --count 200 --seed 0 --split heldout --workers 2
 
-# 2. The codec: 16 kHz mono, 50 Hz frames, 4 codebooks of 256 codes. 3000 steps of warmup and cosine decay,
-#    then a warm restart: the cosine stretched to 5000 steps picks up at step 3000 (lr 0.43x) for 2000 more.
+# The training stages resume by the newest checkpoint step of their run folder, so a warm restart
+# (a longer cosine picked up at the step reached) is a second call with more steps.
 newest_step() {  # the newest checkpoint step in run folder $1 (0 for none)
     local checkpoint name step=0
     for checkpoint in "$1"/checkpoint_*.pt; do
@@ -28,6 +28,9 @@ newest_step() {  # the newest checkpoint step in run folder $1 (0 for none)
     done
     echo "$step"
 }
+
+# 2. The codec: 16 kHz mono, 50 Hz frames, 4 codebooks of 256 codes. 3000 steps of warmup and cosine decay,
+#    then a warm restart: the cosine stretched to 5000 steps picks up at step 3000 (lr 0.43x) for 2000 more.
 train_codec_until() {
     [ "$(newest_step "$RUNS/codec")" -ge "$1" ] || "${TORCHRUN[@]}" -m codec.train --config configs/codec/small.yaml \
         --resume data.path="$DATA/train/manifest.jsonl" run_dir="$RUNS/codec" threads=1 steps="$1"
