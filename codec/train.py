@@ -83,6 +83,7 @@ class TrainConfig:
     steps: int = 1000
     seed: int = 0
     run_dir: str = "runs/codec"
+    init_from: str = ""                  # fine-tuning: start from this Codec.from_pretrained folder's weights
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     device: str = "auto"                 # auto, cpu or cuda
@@ -109,7 +110,10 @@ def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Pat
 
     # Data and model, checked before any step runs.
     seed_everything(config.seed)
-    codec = Codec(config.model).to(env.device)
+    codec = Codec(config.model)
+    if config.init_from:
+        load_pretrained_weights(codec, Path(config.init_from))
+    codec = codec.to(env.device)
     segment_samples = check_config(config, codec, env, uses_adversary)
     entries = probe_audio(list_audio_paths(config.data.path))
     dataset = SegmentDataset(entries, codec.sample_rate, codec.channels, segment_samples, seed=config.seed)
@@ -126,7 +130,7 @@ def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Pat
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if checkpoint is not None:
         state = load_checkpoint(checkpoint)  # on the CPU: RNG states must stay there; load_state_dict moves the rest
-        check_same_model(state["config"]["model"], config_to_dict(config)["model"], checkpoint)
+        check_same_model(state["config"]["model"], config_to_dict(config)["model"], f"resume from {checkpoint}")
         start_step = state["step"]
         parts.load_state_dict(state)
         restore_rank_rng(state["rng"], env, config.seed + start_step, parts.generators())
@@ -235,12 +239,20 @@ def check_config(config: TrainConfig, codec: Codec, env: DistributedEnv, uses_ad
     return segment_samples
 
 
-def check_same_model(saved: dict[str, Any], current: dict[str, Any], checkpoint: Path) -> None:
-    """A run resumes only with the model config it was started with."""
+def check_same_model(saved: dict[str, Any], current: dict[str, Any], action: str) -> None:
+    """A run resumes, or starts from pretrained weights, only with the model config they were saved with."""
     changed = sorted(key for key in saved.keys() | current.keys() if saved.get(key) != current.get(key))
     if changed:
-        raise ValueError(f"cannot resume from {checkpoint}: model config differs in {', '.join(changed)} "
-                         f"(checkpoint {[saved.get(key) for key in changed]}, now {[current.get(key) for key in changed]})")
+        raise ValueError(f"cannot {action}: model config differs in {', '.join(changed)} "
+                         f"(saved {[saved.get(key) for key in changed]}, now {[current.get(key) for key in changed]})")
+
+
+def load_pretrained_weights(codec: Codec, directory: Path) -> None:
+    """Fine-tuning: copy every tensor of an exported codec of the same model config, codebooks and their
+    EMA statistics included (so k-means does not run again); the optimizer and schedule start afresh."""
+    pretrained = Codec.from_pretrained(directory)
+    check_same_model(config_to_dict(pretrained.config), config_to_dict(codec.config), f"start from {directory}")
+    codec.load_state_dict(pretrained.state_dict())
 
 
 @dataclass

@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from codec import Codec
 from codec.audio import read_audio
 from codec.evaluate import si_snr
@@ -70,3 +71,24 @@ def test_resume_refuses_another_model_config(tmp_path):
     main(common)
     with pytest.raises(ValueError, match=r"cannot resume from .*checkpoint_00000002.pt: model config differs in bins"):
         main([*common, "--resume", "model.bins=8"])
+
+
+def test_init_from_starts_from_an_exported_codec(tmp_path):
+    write_tones(tmp_path / "audio", count=1)
+    common = ["--config", TINY, f"data.path={tmp_path / 'audio'}", "steps=3", "loss.adversarial=0", "loss.feature=0"]
+    main([*common, f"run_dir={tmp_path / 'pretrained'}"])
+    pretrained = Codec.from_pretrained(tmp_path / "pretrained" / "model").state_dict()
+
+    # With lr 0 only the codebooks' EMA moves: every weight is the pretrained one, and k-means did not run again.
+    main([*common, f"run_dir={tmp_path / 'tuned'}", f"init_from={tmp_path / 'pretrained' / 'model'}",
+          "optim.lr=0", "steps=1"])
+    tuned = Codec.from_pretrained(tmp_path / "tuned" / "model").state_dict()
+    moved_by_ema = ("codebook", "cluster_size", "embed_sum")
+    assert all(torch.equal(tuned[name], tensor) for name, tensor in pretrained.items() if not name.endswith(moved_by_ema))
+    for level in range(2):  # one EMA step (decay 0.99) moves a code by ~1%; k-means would have drawn them anew
+        codebook = f"quantizer.levels.{level}.codebook"
+        moved = (tuned[codebook] - pretrained[codebook]).norm(dim=1) / pretrained[codebook].norm(dim=1)
+        assert moved.median() < 0.05, moved
+
+    with pytest.raises(ValueError, match=r"cannot start from .*pretrained/model: model config differs in bins"):
+        main([*common, f"run_dir={tmp_path / 'other'}", f"init_from={tmp_path / 'pretrained' / 'model'}", "model.bins=8"])
