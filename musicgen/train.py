@@ -63,7 +63,7 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     init_from: str = ""                  # fine-tuning: a MusicGen checkpoint folder (this project's or Hugging Face's)
-    codec: str = ""                      # from scratch: a Codec.from_pretrained folder
+    codec: str = ""                      # from scratch, or with init_from a retrained codec: a Codec.from_pretrained folder
     text_encoder: str = ""               # from scratch: a T5 encoder + tokenizer folder (see musicgen.text_encoder)
     model: MusicGenConfig | None = None  # from scratch: LM sizes, pattern, generation defaults
     train_text_encoder: bool = False     # train the T5 encoder with the LM (frozen by default)
@@ -201,9 +201,10 @@ def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Pat
 def check_config(config: TrainConfig, env: DistributedEnv) -> int:
     """Errors a run would otherwise hit only later; returns the micro-batch size."""
     from_scratch = [name for name in ("codec", "text_encoder", "model") if getattr(config, name)]
-    if config.init_from and from_scratch:
-        raise ValueError(f"give either init_from (fine-tuning) or codec, text_encoder and model (from scratch), "
-                         f"not both: init_from={config.init_from!r} and {', '.join(from_scratch)} are set")
+    if config.init_from and set(from_scratch) - {"codec"}:
+        raise ValueError(f"give either init_from (fine-tuning, optionally onto another codec) or codec, text_encoder and "
+                         f"model (from scratch), not both: init_from={config.init_from!r} and "
+                         f"{', '.join(name for name in from_scratch if name != 'codec')} are set")
     if not config.init_from and len(from_scratch) < 3:
         missing = sorted({"codec", "text_encoder", "model"} - set(from_scratch))
         raise ValueError(f"a model from scratch needs codec, text_encoder and model; missing {', '.join(missing)} "

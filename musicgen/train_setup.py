@@ -50,9 +50,13 @@ class ConditionedLM(nn.Module):
 
 
 def load_model(config: TrainConfig) -> MusicGen:
-    """The starting model on the CPU: a MusicGen checkpoint (init_from), or a new LM with a codec and a text encoder."""
+    """The starting model on the CPU: a MusicGen checkpoint (init_from), there with another codec of the same K and
+    cardinality if `codec` is set (the LM continues on the new codec's tokens), or a new LM with a codec and a text encoder."""
     if config.init_from:
-        return MusicGen.from_pretrained(config.init_from, device="cpu")
+        pretrained = MusicGen.from_pretrained(config.init_from, device="cpu")
+        if not config.codec:
+            return pretrained
+        return MusicGen(pretrained.config, pretrained.lm, pretrained.conditioner, Codec.from_pretrained(config.codec))
     codec = Codec.from_pretrained(config.codec)
     conditioner = TextConditioner.from_pretrained(config.text_encoder)
     return MusicGen(config.model, LM(config.model.lm), conditioner, codec)

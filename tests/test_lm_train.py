@@ -1,6 +1,7 @@
 """LM training in one process: a tiny LM learns token sequences by caption under every pattern; bad input fails clearly."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pytest
 import sentencepiece
 import torch
 
+from codec import Codec
 from codec.checkpointing import latest_checkpoint, load_checkpoint
 from codec.config import config_from_dict
 from codec.distributed import DistributedEnv
@@ -74,6 +76,28 @@ def test_fine_tuning_starts_from_the_checkpoint_and_trains_the_text_encoder(sour
                if not torch.equal(tensor, encoder_before[name])]
     assert changed, "train_text_encoder=true must change the exported text encoder"
     assert after.lm.config == before.lm.config and after.config.pattern == before.config.pattern
+
+
+def test_fine_tuning_onto_a_retrained_codec_starts_from_the_lm_and_ships_the_new_codec(sources, tmp_path):
+    write_caches(tmp_path / "tokens", [FRAMES] * 4)
+    first = run(train_config(sources, tmp_path / "first", tmp_path / "tokens", steps=60, checkpoint_every=60))
+    codec_config = Codec.from_pretrained(sources[0]).config
+    torch.manual_seed(1)
+    Codec(codec_config).save_pretrained(tmp_path / "retrained")
+    tuned = train_config(sources, tmp_path / "tuned", tmp_path / "tokens", steps=2, checkpoint_every=2)
+    del tuned["text_encoder"], tuned["model"]
+    export = run({**tuned, "init_from": str(first), "codec": str(tmp_path / "retrained")})
+
+    assert read_jsonl(tmp_path / "tuned" / "log.jsonl")[0]["loss"] < 0.1  # the LM of the checkpoint
+    shipped = MusicGen.from_pretrained(export).codec.state_dict()
+    retrained = Codec.from_pretrained(tmp_path / "retrained").state_dict()
+    assert shipped.keys() == retrained.keys() and all(torch.equal(shipped[name], retrained[name]) for name in shipped)
+
+    Codec(dataclasses.replace(codec_config, n_q=NUM_CODEBOOKS - 1)).save_pretrained(tmp_path / "fewer_levels")
+    with pytest.raises(ValueError, match=f"the codec has K={NUM_CODEBOOKS - 1} codebooks .* the LM expects K={NUM_CODEBOOKS}"):
+        run({**tuned, "run_dir": str(tmp_path / "other"), "init_from": str(first), "codec": str(tmp_path / "fewer_levels")})
+    with pytest.raises(ValueError, match="not both: .* text_encoder are set"):
+        run({**tuned, "init_from": str(first), "text_encoder": str(sources[1])})
 
 
 def test_a_padded_short_clip_is_scored_only_on_its_frames(sources, tmp_path):
