@@ -5,8 +5,8 @@ gloo on CPU, NCCL on GPU). Each step: the codec reconstructs a batch of random s
 multi-scale mel, adversarial and feature-matching losses are balanced (or weighted) into one
 gradient, plus the quantizer's commitment loss; then the discriminator takes a hinge-loss step.
 Every `checkpoint_every` steps an atomic checkpoint; `--resume` continues from the newest one and
-reaches the same weights as a run never interrupted. At the end, `run_dir/model` holds an export
-that `Codec.from_pretrained` loads.
+reaches the same weights as a run never interrupted; `init_from=DIR` instead starts a new run from an
+exported codec's weights. At the end, `run_dir/model` holds an export that `Codec.from_pretrained` loads.
 """
 from __future__ import annotations
 
