@@ -110,10 +110,7 @@ def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Pat
 
     # Data and model, checked before any step runs.
     seed_everything(config.seed)
-    codec = Codec(config.model)
-    if config.init_from:
-        load_pretrained_weights(codec, Path(config.init_from))
-    codec = codec.to(env.device)
+    codec = Codec(config.model).to(env.device)
     segment_samples = check_config(config, codec, env, uses_adversary)
     entries = probe_audio(list_audio_paths(config.data.path))
     dataset = SegmentDataset(entries, codec.sample_rate, codec.channels, segment_samples, seed=config.seed)
@@ -135,6 +132,8 @@ def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Pat
         parts.load_state_dict(state)
         restore_rank_rng(state["rng"], env, config.seed + start_step, parts.generators())
     else:
+        if config.init_from:  # (a resumed run has these weights, and more, in its checkpoint)
+            load_pretrained_weights(codec, Path(config.init_from))
         seed_everything(config.seed, env.rank)
     if env.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -201,10 +201,10 @@ def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Pat
 def check_config(config: TrainConfig, env: DistributedEnv) -> int:
     """Errors a run would otherwise hit only later; returns the micro-batch size."""
     from_scratch = [name for name in ("codec", "text_encoder", "model") if getattr(config, name)]
-    if config.init_from and set(from_scratch) - {"codec"}:
+    conflicting = [name for name in from_scratch if name != "codec"]  # init_from takes a codec to move onto
+    if config.init_from and conflicting:
         raise ValueError(f"give either init_from (fine-tuning, optionally onto another codec) or codec, text_encoder and "
-                         f"model (from scratch), not both: init_from={config.init_from!r} and "
-                         f"{', '.join(name for name in from_scratch if name != 'codec')} are set")
+                         f"model (from scratch), not both: init_from={config.init_from!r} and {', '.join(conflicting)} are set")
     if not config.init_from and len(from_scratch) < 3:
         missing = sorted({"codec", "text_encoder", "model"} - set(from_scratch))
         raise ValueError(f"a model from scratch needs codec, text_encoder and model; missing {', '.join(missing)} "
