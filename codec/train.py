@@ -6,7 +6,8 @@ multi-scale mel, adversarial and feature-matching losses are balanced (or weight
 gradient, plus the quantizer's commitment loss; then the discriminator takes a hinge-loss step.
 Every `checkpoint_every` steps an atomic checkpoint; `--resume` continues from the newest one and
 reaches the same weights as a run never interrupted; `init_from=DIR` instead starts a new run from an
-exported codec's weights. At the end, `run_dir/model` holds an export that `Codec.from_pretrained` loads.
+exported codec's weights, and with `train_decoder_only=true` only its decoder learns: the encoder and
+codebooks stay frozen, so the codes, and an LM trained on them, stay valid. At the end, `run_dir/model` holds an export that `Codec.from_pretrained` loads.
 """
 from __future__ import annotations
 
@@ -71,6 +72,7 @@ class DiscriminatorConfig:
     n_ffts: list[int] = field(default_factory=lambda: [1024, 2048, 512])
     filters: int = 32
     start_step: int = 0                  # adversarial losses join (and the discriminator trains) from this step
+    lead_steps: int = 0                  # then the discriminator trains alone this long (the codec's schedule waits)
 
 
 @dataclass
@@ -84,6 +86,7 @@ class TrainConfig:
     seed: int = 0
     run_dir: str = "runs/codec"
     init_from: str = ""                  # fine-tuning: start from this Codec.from_pretrained folder's weights
+    train_decoder_only: bool = False     # with init_from: freeze the encoder and codebooks (the codes stay the same)
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     device: str = "auto"                 # auto, cpu or cuda
@@ -111,6 +114,9 @@ def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Pat
     # Data and model, checked before any step runs.
     seed_everything(config.seed)
     codec = Codec(config.model).to(env.device)
+    if config.train_decoder_only:
+        codec.encoder.requires_grad_(False)
+        codec.quantizer.requires_grad_(False)
     segment_samples = check_config(config, codec, env, uses_adversary)
     entries = probe_audio(list_audio_paths(config.data.path))
     dataset = SegmentDataset(entries, codec.sample_rate, codec.channels, segment_samples, seed=config.seed)
@@ -157,30 +163,37 @@ def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Pat
                         enabled=env.is_main)
 
     codec.train()
+    if config.train_decoder_only:  # no EMA updates or dead-code replacement: every input keeps its codes
+        codec.encoder.eval()
+        codec.quantizer.eval()
     last_step_end = time.perf_counter()
     for step, wav in enumerate(loader, start=start_step):
         data_time = time.perf_counter() - last_step_end
         wav = wav.to(env.device, non_blocking=True)
         adversarial_on = discriminator is not None and step >= config.discriminator.start_step
+        codec_learns = not adversarial_on or step >= config.discriminator.start_step + config.discriminator.lead_steps
 
         # Codec step: one backward through the balanced (or weighted) losses plus commitment.
-        with autocast:
-            out = model(wav)
-        recon = out.audio[..., : wav.shape[-1]]
-        losses = {"l1": F.l1_loss(recon.float(), wav), "mel": mel_loss(recon, wav)}
-        if adversarial_on:
-            losses.update(generator_losses(discriminator, recon, wav, autocast))
-        active = {name: loss for name, loss in losses.items() if weights[name] > 0}
-        if parts.balancer is not None:
-            total = parts.balancer.surrogate_loss(active, recon)
-        else:
-            total = sum(weights[name] * loss for name, loss in active.items())
-        total = total + out.commitment_loss
-        parts.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        grad_norm = clip_gradients(codec, config.optim.grad_clip)
-        parts.optimizer.step()
-        parts.scheduler.step()
+        with torch.set_grad_enabled(codec_learns):
+            with autocast:
+                out = model(wav)
+            recon = out.audio[..., : wav.shape[-1]]
+            losses = {"l1": F.l1_loss(recon.float(), wav), "mel": mel_loss(recon, wav)}
+            if adversarial_on:
+                losses.update(generator_losses(discriminator, recon, wav, autocast))
+        grad_norm = 0.0
+        if codec_learns:
+            active = {name: loss for name, loss in losses.items() if weights[name] > 0}
+            if parts.balancer is not None:
+                total = parts.balancer.surrogate_loss(active, recon)
+            else:
+                total = sum(weights[name] * loss for name, loss in active.items())
+            total = total + out.commitment_loss
+            parts.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            grad_norm = clip_gradients(codec, config.optim.grad_clip)
+            parts.optimizer.step()
+            parts.scheduler.step()
 
         # Discriminator step: hinge loss on real vs. the (detached) reconstruction.
         if adversarial_on:
@@ -233,6 +246,8 @@ def check_config(config: TrainConfig, codec: Codec, env: DistributedEnv, uses_ad
     if config.data.batch_size % env.world_size != 0:
         raise ValueError(f"data.batch_size={config.data.batch_size} must be a multiple of the "
                          f"number of processes ({env.world_size})")
+    if config.train_decoder_only and not config.init_from:
+        raise ValueError("train_decoder_only=true needs init_from: a trained codec whose encoder and codebooks stay as they are")
     if config.steps < 1 or config.checkpoint_every < 1:
         raise ValueError(f"steps and checkpoint_every must be >= 1, got {config.steps} and {config.checkpoint_every}")
     return segment_samples
@@ -290,7 +305,7 @@ class TrainingParts:
 
 
 def make_optimizer(module: nn.Module, lr: float, config: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
-    optimizer = torch.optim.AdamW(module.parameters(), lr=lr, betas=tuple(config.optim.betas),
+    optimizer = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=lr, betas=tuple(config.optim.betas),
                                   weight_decay=config.optim.weight_decay)
     return optimizer, warmup_cosine(optimizer, config.optim.warmup_steps, config.steps, config.optim.min_lr_factor)
 

@@ -92,3 +92,32 @@ def test_init_from_starts_from_an_exported_codec(tmp_path):
 
     with pytest.raises(ValueError, match=r"cannot start from .*pretrained/model: model config differs in bins"):
         main([*common, f"run_dir={tmp_path / 'other'}", f"init_from={tmp_path / 'pretrained' / 'model'}", "model.bins=8"])
+
+
+def test_train_decoder_only_keeps_the_codes(tmp_path):
+    (clip,) = write_tones(tmp_path / "audio", count=1)
+    common = ["--config", TINY, f"data.path={clip.parent}", "steps=3"]
+    main([*common, f"run_dir={tmp_path / 'pretrained'}", "loss.adversarial=0", "loss.feature=0"])
+    pretrained = Codec.from_pretrained(tmp_path / "pretrained" / "model").eval()
+
+    tune = [*common, f"init_from={tmp_path / 'pretrained' / 'model'}", "train_decoder_only=true",
+            "discriminator.start_step=0", "optim.lr=1e-2"]
+    before = pretrained.state_dict()
+
+    # While the discriminator leads, it learns alone.
+    main([*tune, f"run_dir={tmp_path / 'led'}", "discriminator.lead_steps=3"])
+    led = Codec.from_pretrained(tmp_path / "led" / "model").state_dict()
+    assert all(torch.equal(led[name], tensor) for name, tensor in before.items())
+    assert all(record["grad_norm"] == 0 and record["discriminator"] > 0 for record in read_jsonl(tmp_path / "led" / "log.jsonl"))
+
+    main([*tune, f"run_dir={tmp_path / 'tuned'}"])
+    tuned = Codec.from_pretrained(tmp_path / "tuned" / "model").eval()
+    after = tuned.state_dict()
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed and all(name.startswith("decoder.") for name in changed), sorted(changed)
+    wav = read_audio(clip)[None]
+    assert torch.equal(tuned.encode(wav), pretrained.encode(wav))
+    assert not torch.equal(tuned.decode(tuned.encode(wav)), pretrained.decode(pretrained.encode(wav)))
+
+    with pytest.raises(ValueError, match="train_decoder_only=true needs init_from"):
+        main([*common, f"run_dir={tmp_path / 'scratch'}", "train_decoder_only=true"])
