@@ -47,6 +47,7 @@ class DataConfig:
     micro_batch_size: int = 0            # per process and forward; 0: batch_size / processes (no accumulation)
     condition_dropout: float = 0.3       # whole captions replaced by the null condition (classifier-free guidance)
     word_dropout: float = 0.3            # each caption word left out with this probability
+    clip_start_probability: float = 0.0  # windows that start at their clip's first frame, as generation does
     num_workers: int = 0
 
 
@@ -109,7 +110,7 @@ def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Pat
     pattern = check_data(config, musicgen, train_cache, valid_cache)
     special = musicgen.lm.special_token
     dataset = CaptionedSegments(train_cache, pattern.timesteps, special, config.seed, config.data.condition_dropout,
-                                config.data.word_dropout)
+                                config.data.word_dropout, config.data.clip_start_probability)
     valid_set = (CaptionedSegments(valid_cache, pattern.timesteps, special, config.seed + 1)
                  if valid_cache is not None else None)
 

@@ -22,16 +22,19 @@ def drop_words(caption: str, probability: float, rng: np.random.Generator) -> st
 class CaptionedSegments(torch.utils.data.Dataset):
     """Item `index` -> (codes [K, segment_frames] int64, caption str).
 
-    Clips are picked in proportion to their length and cropped at a random frame; a clip shorter
-    than the segment is padded with `special_token`, which the loss never scores. The caption loses
+    Clips are picked in proportion to their length and cropped at a random frame, or with
+    `clip_start_probability` at their first frame, where generation starts too (with no audio
+    context yet, the caption alone sets the tempo there); a clip shorter than the segment is
+    padded with `special_token`, which the loss never scores. The caption loses
     words with `word_dropout`, then becomes "" (the null condition) with `condition_dropout`.
     """
 
     def __init__(self, cache: TokenCache, segment_frames: int, special_token: int, seed: int = 0,
-                 condition_dropout: float = 0.0, word_dropout: float = 0.0) -> None:
+                 condition_dropout: float = 0.0, word_dropout: float = 0.0, clip_start_probability: float = 0.0) -> None:
         if segment_frames < 1:
             raise ValueError(f"segment_frames must be at least 1, got {segment_frames}")
-        for name, value in (("condition_dropout", condition_dropout), ("word_dropout", word_dropout)):
+        for name, value in (("condition_dropout", condition_dropout), ("word_dropout", word_dropout),
+                            ("clip_start_probability", clip_start_probability)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         self.cache = cache
@@ -40,6 +43,7 @@ class CaptionedSegments(torch.utils.data.Dataset):
         self.seed = seed
         self.condition_dropout = condition_dropout
         self.word_dropout = word_dropout
+        self.clip_start_probability = clip_start_probability
         frames = cache.frames.astype(np.float64)
         self.probabilities = frames / frames.sum()
 
@@ -49,7 +53,9 @@ class CaptionedSegments(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
         rng = np.random.default_rng([self.seed, index])
         clip = int(rng.choice(len(self.cache), p=self.probabilities))
-        start = int(rng.integers(0, max(0, self.cache.clips[clip]["frames"] - self.segment_frames) + 1))
+        from_clip_start = self.clip_start_probability > 0 and rng.random() < self.clip_start_probability
+        latest_start = max(0, self.cache.clips[clip]["frames"] - self.segment_frames)
+        start = 0 if from_clip_start else int(rng.integers(0, latest_start + 1))
         codes = self.cache.window(clip, start, self.segment_frames, self.special_token)
         caption = drop_words(self.cache.description(clip), self.word_dropout, rng)
         if rng.random() < self.condition_dropout:

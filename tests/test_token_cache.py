@@ -121,3 +121,15 @@ def test_word_dropout_keeps_words_in_order():
     assert drop_words(caption, 0.0, rng) == caption
     assert 0.4 < np.mean([len(text.split()) for text in dropped]) / len(caption.split()) < 0.6
     assert all(" ".join(word for word in caption.split() if word in text.split()) == text for text in dropped)
+
+
+def test_clip_start_probability_starts_windows_where_generation_starts(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    clips = [(torch.randint(0, 16, (2, 400), generator=generator), {"description": "one long clip"})]
+    cache = write_token_cache(tmp_path / "cache", clips, cardinality=16, frame_rate=50.0)
+    for probability, low, high in ((0.0, 0.0, 0.02), (0.5, 0.4, 0.6), (1.0, 1.0, 1.0)):
+        segments = CaptionedSegments(cache, segment_frames=8, special_token=16, clip_start_probability=probability)
+        at_start = np.mean([torch.equal(segments[index][0], clips[0][0][:, :8]) for index in range(400)])
+        assert low <= at_start <= high, (probability, at_start)
+    with pytest.raises(ValueError, match=r"clip_start_probability must be in \[0, 1\], got 1.5"):
+        CaptionedSegments(cache, segment_frames=8, special_token=16, clip_start_probability=1.5)
