@@ -1,6 +1,7 @@
 """The MusicGen LM: a pre-norm Transformer decoder over K summed codebook streams, cross-attending to text.
 
     sequence [B, K, S] ─► sum of K token embeddings + sinusoidal positions ─► N × Block ─► norm ─► K heads
+    (or, with position_encoding "rope", no positions added: self-attention rotates queries and keys instead)
     Block: x + SelfAttention(norm(x)) ─► x + CrossAttention(norm(x), condition) ─► x + FeedForward(norm(x))
 
 `LM.forward` scores a whole sequence at once (teacher forcing). Generation instead calls
@@ -29,6 +30,8 @@ from .fast_linear import Int8Linear, PackedLinear, can_pack
 
 ATTENTION_BACKENDS = ("sdpa", "xformers")
 ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}
+POSITION_ENCODINGS = ("sinusoidal", "rope")
+ROPE_BASE = 10000.0
 
 
 @dataclass
@@ -46,6 +49,7 @@ class LMConfig:
     activation: str = "gelu"
     dropout: float = 0.0
     attention_backend: str = "sdpa"
+    position_encoding: str = "sinusoidal"  # or "rope" (rotary, relative offsets); published weights use sinusoidal
 
     def __post_init__(self) -> None:
         for name in ("num_codebooks", "card", "dim", "num_heads", "num_layers", "ffn_dim", "condition_dim", "max_positions"):
@@ -58,6 +62,10 @@ class LMConfig:
             raise ValueError(f"lm.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
         if self.attention_backend not in ATTENTION_BACKENDS:
             raise ValueError(f"lm.attention_backend must be one of {ATTENTION_BACKENDS}, got {self.attention_backend!r}")
+        if self.position_encoding not in POSITION_ENCODINGS:
+            raise ValueError(f"lm.position_encoding must be one of {POSITION_ENCODINGS}, got {self.position_encoding!r}")
+        if self.position_encoding == "rope" and self.head_dim % 2:
+            raise ValueError(f"lm.position_encoding 'rope' needs an even head dimension, got {self.head_dim}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"lm.dropout must be in [0, 1), got {self.dropout!r}")
 
@@ -77,6 +85,19 @@ def sinusoidal_positions(positions: torch.Tensor, dim: int) -> torch.Tensor:
     if dim % 2:
         embedding = torch.cat([embedding, embedding.new_zeros(len(positions), 1)], dim=1)
     return embedding
+
+
+def rotate_positions(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Rotary position encoding (Su et al., 2021): x [B, H, S, head_dim] at positions [S] -> same shape.
+
+    Pairs (i, i + head_dim/2) turn by position · ROPE_BASE^(-2i / head_dim), so the product of a rotated
+    query and a rotated key depends on their positions only through the offset between them."""
+    half = x.shape[-1] // 2
+    frequencies = ROPE_BASE ** (-torch.arange(half, dtype=torch.float32, device=x.device) / half)
+    angles = positions.to(torch.float32)[:, None] * frequencies[None, :]
+    cos, sin = torch.cos(angles).to(x.dtype), torch.sin(angles).to(x.dtype)
+    first, second = x[..., :half], x[..., half:]
+    return torch.cat([first * cos - second * sin, first * sin + second * cos], dim=-1)
 
 
 def attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None,
@@ -156,6 +177,8 @@ class SelfAttention(nn.Module):
         else:
             projections = self.query(x), self.key(x), self.value(x)
         query, keys, values = (split_heads(projection, self.config.num_heads) for projection in projections)
+        if self.config.position_encoding == "rope":
+            query, keys = rotate_positions(query, positions), rotate_positions(keys, positions)
         if self.kv_cache is not None:
             keys, values = self.kv_cache.update(positions, keys, values)
             keys, values = keys[:, :, :mask.shape[-1]], values[:, :, :mask.shape[-1]]
@@ -386,7 +409,8 @@ class LM(nn.Module):
         if tokens.dim() != 3 or tokens.shape[1] != self.config.num_codebooks:
             raise ValueError(f"tokens must be [B, K={self.config.num_codebooks}, S], got {tuple(tokens.shape)}")
         x = sum(embedding(tokens[:, k]) for k, embedding in enumerate(self.embeddings))
-        x = x + sinusoidal_positions(positions, self.config.dim).to(x.dtype)
+        if self.config.position_encoding == "sinusoidal":
+            x = x + sinusoidal_positions(positions, self.config.dim).to(x.dtype)
         if self.config.dropout and self.training:
             x = F.dropout(x, self.config.dropout, True)
         for layer, keys_values in zip(self.layers, memory.keys_values):

@@ -8,7 +8,7 @@ from transformers.models.musicgen.modeling_musicgen import (
 )
 
 from musicgen.fast_linear import Int8Linear
-from musicgen.lm import LM, LMConfig, sinusoidal_positions
+from musicgen.lm import LM, LMConfig, rotate_positions, sinusoidal_positions
 
 CONFIG = dict(num_codebooks=3, card=16, dim=32, num_heads=4, num_layers=2, ffn_dim=64, condition_dim=24, max_positions=64)
 
@@ -32,9 +32,10 @@ def test_forward_shapes():
     assert logits.shape == (2, 3, 7, 16)
 
 
+@pytest.mark.parametrize("position_encoding", ["sinusoidal", "rope"])
 @pytest.mark.parametrize("read_written_part_only", [False, True])
-def test_cached_decode_matches_full_forward(read_written_part_only):
-    lm = tiny_lm()
+def test_cached_decode_matches_full_forward(read_written_part_only, position_encoding):
+    lm = tiny_lm(position_encoding=position_encoding)
     sequence = torch.randint(0, 17, (2, 3, 12))
     condition, mask = condition_batch()
     with torch.no_grad():
@@ -104,6 +105,27 @@ def test_sinusoidal_positions_equal_the_transformers_table_at_any_position():
                    for position in (0, 1, 511, 2047))
 
 
+def test_rotary_attention_scores_depend_only_on_the_offset():
+    query, key = torch.randn(2, 1, 1, 1, 8).unbind(0)
+    def score(query_position: int, key_position: int) -> float:
+        return float((rotate_positions(query, torch.tensor([query_position]))
+                      * rotate_positions(key, torch.tensor([key_position]))).sum())
+    assert score(7, 3) == pytest.approx(score(107, 103), abs=1e-4)
+    assert score(7, 3) != pytest.approx(score(7, 4), abs=1e-2)
+    assert torch.equal(rotate_positions(query, torch.tensor([0])), query)
+
+
+def test_rope_lm_adds_no_positions_to_its_input():
+    lm = tiny_lm(position_encoding="rope")
+    sequence = torch.randint(0, 17, (1, 3, 6))
+    condition, mask = (t[:1] for t in condition_batch())
+    with torch.no_grad():  # a sequence of one repeated step: without positions, only causality tells steps apart
+        logits = lm(sequence[..., :1].expand(-1, -1, 6), condition, mask)
+        sinusoidal = tiny_lm()(sequence[..., :1].expand(-1, -1, 6), condition, mask)
+    assert torch.allclose(logits[:, :, 0], logits[:, :, 5], atol=1e-5)
+    assert not torch.allclose(sinusoidal[:, :, 0], sinusoidal[:, :, 5], atol=1e-3)
+
+
 def test_sequence_longer_than_positions_is_refused():
     lm = tiny_lm(max_positions=8)
     with pytest.raises(ValueError, match="8 positions"):
@@ -118,6 +140,8 @@ def test_sequence_longer_than_positions_is_refused():
     (dict(num_layers=0), "num_layers"),
     (dict(attention_backend="flash"), "attention_backend"),
     (dict(dropout=1.0), "dropout"),
+    (dict(position_encoding="alibi"), "position_encoding must be one of"),
+    (dict(dim=36, num_heads=4, position_encoding="rope"), "even head dimension, got 9"),
 ])
 def test_bad_config_is_refused(overrides, message):
     with pytest.raises(ValueError, match=message):
