@@ -7,7 +7,7 @@ import torch
 from musicgen.synthetic.analysis import InstrumentClassifier, accuracy, fit_instrument_classifier, rendered_examples
 from musicgen.synthetic.compose import INSTRUMENTS, PieceSpec, compose
 from musicgen.synthetic.render import Renderer
-from musicgen.synthetic.tempo import estimate_tempo
+from musicgen.synthetic.tempo import estimate_tempo, peak_near
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +23,13 @@ def test_tempo_of_a_rendered_drum_clip_is_within_8_percent(renderer, bpm, instru
     assert estimate_tempo(torch.from_numpy(audio), 16000) == pytest.approx(bpm, rel=0.08)
     audio_32k = soxr.resample(audio, 16000, 32000)
     assert estimate_tempo(torch.from_numpy(audio_32k), 32000) == pytest.approx(bpm, rel=0.08)
+
+
+def test_peak_interpolation_stays_within_half_a_frame_of_the_highest_point():
+    rising = torch.tensor([0.0, 1.0, 2.0, 3.0, 3.9, 4.7, 5.4])  # concave but still rising past the window
+    assert peak_near(rising, centre=2, radius=1) == pytest.approx(3.5)
+    peak = torch.tensor([0.0, 0.5, 1.0, 0.8, 0.1])
+    assert 2.0 < peak_near(peak, centre=2, radius=1) < 2.5
 
 
 def test_tempo_estimator_refuses_audio_it_cannot_measure():

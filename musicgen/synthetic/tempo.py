@@ -80,9 +80,12 @@ def estimate_tempo(audio: torch.Tensor, sample_rate: int, min_bpm: float = 55.0,
 
 
 def peak_near(correlation: torch.Tensor, centre: int, radius: int) -> float:
-    """Sub-frame position of the highest point within `radius` of `centre` (parabolic interpolation)."""
+    """Sub-frame position of the highest point within `radius` of `centre` (parabolic interpolation, moved
+    at most half a frame: where the highest point is not a local peak, e.g. at the window's edge on a
+    slope, the parabola's vertex can lie anywhere)."""
     low, high = max(1, centre - radius), min(correlation.numel() - 2, centre + radius)
     index = low + int(torch.argmax(correlation[low:high + 1]))
     before, peak, after = (float(value) for value in correlation[index - 1:index + 2])
     curvature = before - 2 * peak + after
-    return index + (0.5 * (before - after) / curvature if curvature < 0 else 0.0)
+    offset = 0.5 * (before - after) / curvature if curvature < 0 else 0.0
+    return index + min(0.5, max(-0.5, offset))
