@@ -7,7 +7,8 @@ gradient, plus the quantizer's commitment loss; then the discriminator takes a h
 Every `checkpoint_every` steps an atomic checkpoint; `--resume` continues from the newest one and
 reaches the same weights as a run never interrupted; `init_from=DIR` instead starts a new run from an
 exported codec's weights, and with `train_decoder_only=true` only its decoder learns: the encoder and
-codebooks stay frozen, so the codes, and an LM trained on them, stay valid. At the end, `run_dir/model` holds an export that `Codec.from_pretrained` loads.
+codebooks stay frozen, so the codes, and an LM trained on them, stay valid. At the end, `run_dir/model`
+holds an export that `Codec.from_pretrained` loads.
 """
 from __future__ import annotations
 
