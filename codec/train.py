@@ -73,7 +73,7 @@ class DiscriminatorConfig:
     n_ffts: list[int] = field(default_factory=lambda: [1024, 2048, 512])
     filters: int = 32
     start_step: int = 0                  # adversarial losses join (and the discriminator trains) from this step
-    lead_steps: int = 0                  # then the discriminator trains alone this long (the codec's schedule waits)
+    lead_steps: int = 0                  # then only the discriminator takes gradient steps this long (the codec waits)
 
 
 @dataclass
