@@ -306,8 +306,8 @@ class TrainingParts:
 
 
 def make_optimizer(module: nn.Module, lr: float, config: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
-    optimizer = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=lr, betas=tuple(config.optim.betas),
-                                  weight_decay=config.optim.weight_decay)
+    trainable = [parameter for parameter in module.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=lr, betas=tuple(config.optim.betas), weight_decay=config.optim.weight_decay)
     return optimizer, warmup_cosine(optimizer, config.optim.warmup_steps, config.steps, config.optim.min_lr_factor)
 
 

@@ -87,15 +87,20 @@ def sinusoidal_positions(positions: torch.Tensor, dim: int) -> torch.Tensor:
     return embedding
 
 
-def rotate_positions(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Rotary position encoding (Su et al., 2021): x [B, H, S, head_dim] at positions [S] -> same shape.
-
-    Pairs (i, i + head_dim/2) turn by position · ROPE_BASE^(-2i / head_dim), so the product of a rotated
-    query and a rotated key depends on their positions only through the offset between them."""
-    half = x.shape[-1] // 2
-    frequencies = ROPE_BASE ** (-torch.arange(half, dtype=torch.float32, device=x.device) / half)
+def rotary_angles(positions: torch.Tensor, head_dim: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary position encoding (Su et al., 2021): positions [S] -> (cos, sin), each [S, head_dim / 2], of
+    position · ROPE_BASE^(-2i / head_dim). Computed once per forward or decode step and shared by every layer."""
+    half = head_dim // 2
+    frequencies = ROPE_BASE ** (-torch.arange(half, dtype=torch.float32, device=positions.device) / half)
     angles = positions.to(torch.float32)[:, None] * frequencies[None, :]
-    cos, sin = torch.cos(angles).to(x.dtype), torch.sin(angles).to(x.dtype)
+    return torch.cos(angles).to(dtype), torch.sin(angles).to(dtype)
+
+
+def rotate(x: torch.Tensor, rotation: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """x [B, H, S, head_dim] -> same shape: pairs (i, i + head_dim/2) turned by `rotary_angles`, so the product
+    of a rotated query and a rotated key depends on their positions only through the offset between them."""
+    cos, sin = rotation
+    half = x.shape[-1] // 2
     first, second = x[..., :half], x[..., half:]
     return torch.cat([first * cos - second * sin, first * sin + second * cos], dim=-1)
 
@@ -167,18 +172,20 @@ class SelfAttention(nn.Module):
         self.query_key_value: nn.Module | None = None  # the three above in one (LM.fuse_projections)
         self.kv_cache: KVCache | None = None
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None,
+                rotation: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """x [B, S, D] -> [B, S, D]; causal over x alone, or over the cache when one is set up.
 
         With a cache, mask [S, S_kv] (True = attend) covers the first S_kv cache positions, the only ones read.
+        rotation: `rotary_angles` of the positions, for position_encoding "rope".
         """
         if self.query_key_value is not None:
             projections = self.query_key_value(x).chunk(3, dim=-1)
         else:
             projections = self.query(x), self.key(x), self.value(x)
         query, keys, values = (split_heads(projection, self.config.num_heads) for projection in projections)
-        if self.config.position_encoding == "rope":
-            query, keys = rotate_positions(query, positions), rotate_positions(keys, positions)
+        if rotation is not None:
+            query, keys = rotate(query, rotation), rotate(keys, rotation)
         if self.kv_cache is not None:
             keys, values = self.kv_cache.update(positions, keys, values)
             keys, values = keys[:, :, :mask.shape[-1]], values[:, :, :mask.shape[-1]]
@@ -235,8 +242,9 @@ class Block(nn.Module):
         self.feed_forward = FeedForward(config)
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor, self_mask: torch.Tensor | None,
-                memory: tuple[torch.Tensor, torch.Tensor], memory_mask: torch.Tensor) -> torch.Tensor:
-        x = x + self._drop(self.self_attention(self.self_attention_norm(x), positions, self_mask))
+                memory: tuple[torch.Tensor, torch.Tensor], memory_mask: torch.Tensor,
+                rotation: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        x = x + self._drop(self.self_attention(self.self_attention_norm(x), positions, self_mask, rotation))
         x = x + self._drop(self.cross_attention(self.cross_attention_norm(x), *memory, memory_mask))
         return x + self._drop(self.feed_forward(self.feed_forward_norm(x)))
 
@@ -409,12 +417,15 @@ class LM(nn.Module):
         if tokens.dim() != 3 or tokens.shape[1] != self.config.num_codebooks:
             raise ValueError(f"tokens must be [B, K={self.config.num_codebooks}, S], got {tuple(tokens.shape)}")
         x = sum(embedding(tokens[:, k]) for k, embedding in enumerate(self.embeddings))
-        if self.config.position_encoding == "sinusoidal":
+        rotation = None
+        if self.config.position_encoding == "rope":
+            rotation = rotary_angles(positions, self.config.head_dim, x.dtype)
+        else:
             x = x + sinusoidal_positions(positions, self.config.dim).to(x.dtype)
         if self.config.dropout and self.training:
             x = F.dropout(x, self.config.dropout, True)
         for layer, keys_values in zip(self.layers, memory.keys_values):
-            x = layer(x, positions, self_mask, keys_values, memory.mask)
+            x = layer(x, positions, self_mask, keys_values, memory.mask, rotation)
         return self.norm(x)
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:

@@ -53,6 +53,7 @@ class CaptionedSegments(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
         rng = np.random.default_rng([self.seed, index])
         clip = int(rng.choice(len(self.cache), p=self.probabilities))
+        # (no draw at probability 0, so the windows of runs without the option stay what they were)
         from_clip_start = self.clip_start_probability > 0 and rng.random() < self.clip_start_probability
         latest_start = max(0, self.cache.clips[clip]["frames"] - self.segment_frames)
         start = 0 if from_clip_start else int(rng.integers(0, latest_start + 1))

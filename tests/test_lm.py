@@ -8,7 +8,7 @@ from transformers.models.musicgen.modeling_musicgen import (
 )
 
 from musicgen.fast_linear import Int8Linear
-from musicgen.lm import LM, LMConfig, rotate_positions, sinusoidal_positions
+from musicgen.lm import LM, LMConfig, rotary_angles, rotate, sinusoidal_positions
 
 CONFIG = dict(num_codebooks=3, card=16, dim=32, num_heads=4, num_layers=2, ffn_dim=64, condition_dim=24, max_positions=64)
 
@@ -108,11 +108,11 @@ def test_sinusoidal_positions_equal_the_transformers_table_at_any_position():
 def test_rotary_attention_scores_depend_only_on_the_offset():
     query, key = torch.randn(2, 1, 1, 1, 8).unbind(0)
     def score(query_position: int, key_position: int) -> float:
-        return float((rotate_positions(query, torch.tensor([query_position]))
-                      * rotate_positions(key, torch.tensor([key_position]))).sum())
+        return float((rotate(query, rotary_angles(torch.tensor([query_position]), 8, torch.float32))
+                      * rotate(key, rotary_angles(torch.tensor([key_position]), 8, torch.float32))).sum())
     assert score(7, 3) == pytest.approx(score(107, 103), abs=1e-4)
     assert score(7, 3) != pytest.approx(score(7, 4), abs=1e-2)
-    assert torch.equal(rotate_positions(query, torch.tensor([0])), query)
+    assert torch.equal(rotate(query, rotary_angles(torch.tensor([0]), 8, torch.float32)), query)
 
 
 def test_rope_lm_adds_no_positions_to_its_input():
