@@ -1,4 +1,4 @@
-"""The codec: SEANet encoder -> residual vector quantizer -> SEANet decoder.
+"""The codec: SEANet encoder -> residual vector quantizer -> SEANet decoder (or an inverse-STFT one).
 
     codec = Codec(CodecConfig())                 # or Codec.from_pretrained(directory)
     codes = codec.encode(wav)                    # wav [B, C, N] float32 -> codes [B, K, T] int64, T = ceil(N / hop)
@@ -24,9 +24,11 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .config import load_config, save_config
+from .istft_decoder import IstftDecoder
 from .quantization import ResidualVectorQuantizer
 from .seanet import SEANetDecoder, SEANetEncoder, remove_norm
 
+DECODERS = {"seanet": SEANetDecoder, "istft": IstftDecoder}
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -60,6 +62,9 @@ class CodecConfig:
     commitment_weight: float = 1.0
     epsilon: float = 1e-5                # Laplace smoothing of EMA counts
     seed: int = 0                        # the quantizer's random draws (the same on every rank)
+    decoder: str = "seanet"              # or "istft": ConvNeXt blocks at the frame rate and an inverse STFT
+    istft_width: int = 256               # the istft decoder's channels
+    istft_layers: int = 8                # and its ConvNeXt blocks
 
     @property
     def hop_length(self) -> int:
@@ -86,7 +91,9 @@ class Codec(nn.Module):
             config.dimension, config.n_q, config.bins, config.decay, config.kmeans_iters, config.dead_code_threshold,
             config.quantizer_dropout, config.commitment_weight, config.epsilon, config.seed,
         )
-        self.decoder = SEANetDecoder(config)
+        if config.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {sorted(DECODERS)}, got {config.decoder!r}")
+        self.decoder = DECODERS[config.decoder](config)
         self.num_codebooks = config.n_q
 
     @property
@@ -148,7 +155,7 @@ class Codec(nn.Module):
         return any(parametrize.is_parametrized(module, "weight") for module in self.decoder.modules())
 
     def save_pretrained(self, directory: str | Path) -> None:
-        if self.config.norm != "none" and not self.decoder_has_weight_norm:
+        if self.config.norm != "none" and self.config.decoder == "seanet" and not self.decoder_has_weight_norm:
             self.remove_weight_norm()  # folded in part (the decoder, for generation): fold the rest to match
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)

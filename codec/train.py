@@ -7,8 +7,9 @@ gradient, plus the quantizer's commitment loss; then the discriminator takes a h
 Every `checkpoint_every` steps an atomic checkpoint; `--resume` continues from the newest one and
 reaches the same weights as a run never interrupted; `init_from=DIR` instead starts a new run from an
 exported codec's weights, and with `train_decoder_only=true` only its decoder learns: the encoder and
-codebooks stay frozen, so the codes, and an LM trained on them, stay valid. At the end, `run_dir/model`
-holds an export that `Codec.from_pretrained` loads.
+codebooks stay frozen, so the codes, and an LM trained on them, stay valid (with `model.decoder=istft`,
+a new inverse-STFT decoder learns them). At the end, `run_dir/model` holds an export that
+`Codec.from_pretrained` loads.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from .schedule import warmup_cosine
 from .train_log import JsonlLog, Progress
 
 ADVERSARIAL_LOSSES = ("adversarial", "feature")
+DECODER_FIELDS = ("decoder", "istft_width", "istft_layers")  # what a decoder-only run may change
 
 
 @dataclass
@@ -140,7 +142,7 @@ def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Pat
         restore_rank_rng(state["rng"], env, config.seed + start_step, parts.generators())
     else:
         if config.init_from:  # (a resumed run has these weights, and more, in its checkpoint)
-            load_pretrained_weights(codec, Path(config.init_from))
+            load_pretrained_weights(codec, Path(config.init_from), config.train_decoder_only)
         seed_everything(config.seed, env.rank)
     if env.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -262,12 +264,25 @@ def check_same_model(saved: dict[str, Any], current: dict[str, Any], action: str
                          f"(saved {[saved.get(key) for key in changed]}, now {[current.get(key) for key in changed]})")
 
 
-def load_pretrained_weights(codec: Codec, directory: Path) -> None:
+def load_pretrained_weights(codec: Codec, directory: Path, train_decoder_only: bool) -> None:
     """Fine-tuning: copy every tensor of an exported codec of the same model config, codebooks and their
-    EMA statistics included (so k-means does not run again); the optimizer and schedule start afresh."""
+    EMA statistics included (so k-means does not run again); the optimizer and schedule start afresh.
+    Training the decoder alone may also swap it for another (`model.decoder`, `model.istft_*`): then only
+    the encoder and codebooks are copied, and the new decoder starts from scratch on their codes."""
     pretrained = Codec.from_pretrained(directory)
-    check_same_model(config_to_dict(pretrained.config), config_to_dict(codec.config), f"start from {directory}")
-    codec.load_state_dict(pretrained.state_dict())
+    saved, current = config_to_dict(pretrained.config), config_to_dict(codec.config)
+    new_decoder = [name for name in DECODER_FIELDS if saved[name] != current[name]]
+    if new_decoder and not train_decoder_only:
+        raise ValueError(f"cannot start from {directory} with another decoder ({', '.join(new_decoder)} differ): "
+                         f"only train_decoder_only=true trains a new decoder on a trained codec's codes")
+    for name in new_decoder:
+        del saved[name], current[name]
+    check_same_model(saved, current, f"start from {directory}")
+    if new_decoder:
+        codec.encoder.load_state_dict(pretrained.encoder.state_dict())
+        codec.quantizer.load_state_dict(pretrained.quantizer.state_dict())
+    else:
+        codec.load_state_dict(pretrained.state_dict())
 
 
 @dataclass

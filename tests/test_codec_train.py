@@ -121,3 +121,26 @@ def test_train_decoder_only_keeps_the_codes(tmp_path):
 
     with pytest.raises(ValueError, match="train_decoder_only=true needs init_from"):
         main([*common, f"run_dir={tmp_path / 'scratch'}", "train_decoder_only=true"])
+
+
+def test_train_decoder_only_swaps_in_an_istft_decoder_on_the_same_codes(tmp_path):
+    (clip,) = write_tones(tmp_path / "audio", count=1)
+    common = ["--config", TINY, f"data.path={clip.parent}", "steps=3", "loss.adversarial=0", "loss.feature=0"]
+    main([*common, f"run_dir={tmp_path / 'pretrained'}"])
+    pretrained = Codec.from_pretrained(tmp_path / "pretrained" / "model").eval()
+    istft = [f"init_from={tmp_path / 'pretrained' / 'model'}", "model.decoder=istft", "model.istft_width=16",
+             "model.istft_layers=2"]
+
+    main([*common, *istft, "train_decoder_only=true", f"run_dir={tmp_path / 'istft'}"])
+    swapped = Codec.from_pretrained(tmp_path / "istft" / "model").eval()
+    assert swapped.config.decoder == "istft"
+    before, after = pretrained.state_dict(), swapped.state_dict()
+    kept = [name for name in before if not name.startswith("decoder.")]
+    assert kept and all(torch.equal(after[name], before[name]) for name in kept)
+    wav = read_audio(clip)[None]
+    assert torch.equal(swapped.encode(wav), pretrained.encode(wav))
+    assert swapped.decode(swapped.encode(wav)).shape == pretrained.decode(pretrained.encode(wav)).shape
+
+    with pytest.raises(ValueError, match=r"another decoder \(decoder, istft_width, istft_layers differ\).*"
+                                         r"only train_decoder_only=true"):
+        main([*common, *istft, f"run_dir={tmp_path / 'whole'}"])
