@@ -3,7 +3,8 @@
 #
 #   bash scripts/build_default_model.sh
 #
-# About 3 hours: data 1 min, codec ~75 min, token cache ~5 min, LM ~105 min, evaluation ~2 min.
+# About 3.7 hours: data 1 min, codec ~75 min, its inverse-STFT decoder ~40 min, token cache ~5 min, LM ~105 min,
+# evaluation ~2 min.
 # Every stage is skipped when its output exists and the training stages resume from their newest
 # checkpoint, so an interrupted build continues where it stopped when the script is run again.
 set -euo pipefail
@@ -38,6 +39,15 @@ train_codec_until() {
 train_codec_until 3000
 train_codec_until 5000
 
+# 2b. Its decoder replaced: an inverse-STFT one (codec/istft_decoder.py) trained on the frozen encoder's codes
+#     (train_decoder_only: the codes, and so the LM's tokens, stay those of step 2), on 1 s segments with
+#     the mel loss alone. It renders the harmonics that the SEANet decoder smears into noise.
+[ "$(newest_step "$RUNS/codec-istft")" -ge 8000 ] || "${TORCHRUN[@]}" -m codec.train --config configs/codec/small.yaml \
+    --resume data.path="$DATA/train/manifest.jsonl" run_dir="$RUNS/codec-istft" threads=1 \
+    init_from="$RUNS/codec/model" train_decoder_only=true model.decoder=istft \
+    data.segment_seconds=1.0 loss.l1=0 loss.balancer=false optim.lr=5e-4 optim.betas=[0.8,0.99] \
+    optim.grad_clip=1.0 optim.warmup_steps=200 optim.min_lr_factor=0.1 steps=8000 checkpoint_every=1000
+
 # 3. A small T5 encoder with a sentencepiece tokenizer trained on the captions (trained with the LM).
 [ -d "$RUNS/text_encoder" ] || musicgen-text-encoder --manifest "$DATA/train/manifest.jsonl" \
     --out "$RUNS/text_encoder" --d-model 128
@@ -46,7 +56,7 @@ train_codec_until 5000
 #    restart as for the codec: the cosine stretched to 13000 steps picks up at step 8000 (lr 0.39x).
 train_lm_until() {
     [ "$(newest_step "$RUNS/lm")" -ge "$1" ] || "${TORCHRUN[@]}" -m musicgen.train --config configs/lm/small.yaml \
-        --resume codec="$RUNS/codec/model" text_encoder="$RUNS/text_encoder" run_dir="$RUNS/lm" \
+        --resume codec="$RUNS/codec-istft/model" text_encoder="$RUNS/text_encoder" run_dir="$RUNS/lm" \
         data.manifest="$DATA/train/manifest.jsonl" data.valid_manifest="$DATA/heldout/manifest.jsonl" steps="$1"
 }
 train_lm_until 8000
