@@ -8,7 +8,8 @@ from transformers.models.musicgen.modeling_musicgen import (
 )
 
 from musicgen.fast_linear import Int8Linear
-from musicgen.lm import LM, LMConfig, rotary_angles, rotate, sinusoidal_positions
+from musicgen.lm import LM, LMConfig
+from musicgen.positions import rotary_angles, rotate, sinusoidal_positions
 
 CONFIG = dict(num_codebooks=3, card=16, dim=32, num_heads=4, num_layers=2, ffn_dim=64, condition_dim=24, max_positions=64)
 
