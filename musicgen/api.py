@@ -34,6 +34,7 @@ from codec.model import read_weights
 from patterns import get_provider
 
 from . import hf
+from .beat_clock import beats_per_frame
 from .conditioners import TextConditioner, check_prompts
 from .generate import Sampling
 from .fast_linear import can_pack
@@ -236,10 +237,11 @@ class MusicGen:
             raise ValueError(f"duration ({frames} frames) must be longer than the audio prompt ({prompt_frames} frames)")
         windows = plan_windows(prompt_frames, frames, self.max_frames, self._stride_frames(stride))
         condition, mask = self.conditioner(prompts)
+        tempo = beats_per_frame(prompts, self.frame_rate).to(self.device) if self.lm.config.beat_clock else None
         self._prepare_for_inference()
         codes = generate_in_windows(self.lm, self.pattern_provider, condition.to(self.device), mask.to(self.device),
                                     sampling, windows, prompt=prompt_codes, generator=self._generator(seed),
-                                    progress=_progress_callback(progress))
+                                    progress=_progress_callback(progress), beats_per_frame=tempo)
         wav = self.codec.decode(codes)
         return (wav, codes) if return_codes else wav
 

@@ -107,11 +107,12 @@ def decode_one_token(lm: LM, column: torch.Tensor, position: torch.Tensor, memor
 @torch.inference_mode()
 def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_mask: torch.Tensor, sampling: Sampling,
                    prompt: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                   progress: ProgressCallback | None = None) -> torch.Tensor:
+                   progress: ProgressCallback | None = None, clock: torch.Tensor | None = None) -> torch.Tensor:
     """Generate pattern.timesteps frames.
 
     condition [B, L, condition_dim], condition_mask [B, L] bool; prompt [B, K, T_p] int64 codes kept as the
-    first T_p frames (T_p < T). Returns codes [B, K, T] int64. progress(done, total) is called after each step.
+    first T_p frames (T_p < T); clock [B, 2] for an LM with a beat clock (`beat_clock.beat_clock`; the null rows
+    of guidance get none). Returns codes [B, K, T] int64. progress(done, total) is called after each step.
     """
     batch, special = condition.shape[0], lm.special_token
     device = lm.device
@@ -126,10 +127,11 @@ def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_
     if cfg_coef is not None:
         null, null_mask = null_condition(condition, condition_mask)
         condition, condition_mask = torch.cat([condition, null]), torch.cat([condition_mask, null_mask])
+        clock = None if clock is None else torch.cat([clock, torch.zeros_like(clock)])
     positions = torch.arange(total, device=device)
     lm.setup_caches(condition.shape[0], _cache_steps(lm, total - 1))
     try:
-        memory = lm.memory(condition, condition_mask)
+        memory = lm.memory(condition, condition_mask, clock)
         logits = prefill(lm, sequence[..., :start], memory, cfg_coef)
         for step in range(start, total):
             tokens = sample_tokens(logits, sampling, generator)

@@ -1,7 +1,8 @@
 """The MusicGen LM: a pre-norm Transformer decoder over K summed codebook streams, cross-attending to text.
 
     sequence [B, K, S] ─► sum of K token embeddings + sinusoidal positions ─► N × Block ─► norm ─► K heads
-    (or, with position_encoding "rope", no positions added: self-attention rotates queries and keys instead)
+    (or, with position_encoding "rope", no positions added: self-attention rotates queries and keys instead;
+    with beat_clock, the beat's phase at each step is added too: musicgen/beat_clock.py)
     Block: x + SelfAttention(norm(x)) ─► x + CrossAttention(norm(x), condition) ─► x + FeedForward(norm(x))
 
 `LM.forward` scores a whole sequence at once (teacher forcing). Generation instead calls
@@ -25,6 +26,7 @@ from torch import nn
 
 from codec.model import load_weights
 
+from .beat_clock import BeatClock
 from .fast_linear import Int8Linear, PackedLinear, can_pack
 from .positions import rotary_angles, rotate, sinusoidal_positions
 
@@ -49,6 +51,7 @@ class LMConfig:
     dropout: float = 0.0
     attention_backend: str = "sdpa"
     position_encoding: str = "sinusoidal"  # or "rope" (rotary, relative offsets); published weights use sinusoidal
+    beat_clock: bool = False  # the tempo a prompt states, as the beat's phase at every step (not in published weights)
 
     def __post_init__(self) -> None:
         for name in ("num_codebooks", "card", "dim", "num_heads", "num_layers", "ffn_dim", "condition_dim", "max_positions"):
@@ -222,10 +225,12 @@ class Block(nn.Module):
 
 @dataclass
 class Memory:
-    """What every step cross-attends to: per-layer keys/values [B, H, L, head_dim] and the mask [B, 1, 1, L]."""
+    """What every step is conditioned on: per-layer cross-attention keys/values [B, H, L, head_dim], their mask
+    [B, 1, 1, L], and for an LM with a beat clock the clock [B, 2] (`beat_clock.beat_clock`; None: no clock)."""
 
     keys_values: list[tuple[torch.Tensor, torch.Tensor]]
     mask: torch.Tensor
+    clock: torch.Tensor | None = None
 
 
 class LM(nn.Module):
@@ -241,6 +246,7 @@ class LM(nn.Module):
         self.causal_mask: torch.Tensor | None = None
         self.compiled_decode: Callable | None = None  # compile_decode
         self.apply(_init_weights)
+        self.beat_clock = BeatClock(config.dim) if config.beat_clock else None
 
     @classmethod
     def from_weights(cls, config: LMConfig, state_dict: dict[str, torch.Tensor]) -> LM:
@@ -251,6 +257,13 @@ class LM(nn.Module):
         load_weights(lm, state_dict)
         return lm
 
+    def add_beat_clock(self) -> LM:
+        """Give an LM without one a beat clock (zero, so the LM's output is unchanged until it is trained)."""
+        if self.beat_clock is None:
+            self.config.beat_clock = True
+            self.beat_clock = BeatClock(self.config.dim).to(self.norm.weight)
+        return self
+
     @property
     def special_token(self) -> int:
         return self.config.card
@@ -259,21 +272,23 @@ class LM(nn.Module):
     def device(self) -> torch.device:
         return self.norm.weight.device
 
-    def forward(self, sequence: torch.Tensor, condition: torch.Tensor, condition_mask: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing. sequence [B, K, S] int64, condition [B, L, condition_dim], condition_mask [B, L] bool
-        -> logits [B, K, S, card]; the logits at step s predict the tokens of step s + 1."""
+    def forward(self, sequence: torch.Tensor, condition: torch.Tensor, condition_mask: torch.Tensor,
+                clock: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher forcing. sequence [B, K, S] int64, condition [B, L, condition_dim], condition_mask [B, L] bool,
+        clock [B, 2] or None -> logits [B, K, S, card]; the logits at step s predict the tokens of step s + 1."""
         if self.causal_mask is not None:
             raise RuntimeError("forward runs without caches; call clear_caches() after generation")
         if sequence.shape[-1] > self.config.max_positions:
             raise ValueError(f"the LM has {self.config.max_positions} positions; got a sequence of {sequence.shape[-1]} steps")
         positions = torch.arange(sequence.shape[-1], device=sequence.device)
-        hidden = self._run(sequence, positions, None, self.memory(condition, condition_mask))
+        hidden = self._run(sequence, positions, None, self.memory(condition, condition_mask, clock))
         return self._logits(hidden)
 
-    def memory(self, condition: torch.Tensor, condition_mask: torch.Tensor) -> Memory:
+    def memory(self, condition: torch.Tensor, condition_mask: torch.Tensor, clock: torch.Tensor | None = None) -> Memory:
         """Project the condition and compute every layer's cross-attention keys/values once.
 
-        condition [B, L, condition_dim], condition_mask [B, L] bool (False = padding or no condition).
+        condition [B, L, condition_dim], condition_mask [B, L] bool (False = padding or no condition);
+        clock [B, 2] (`beat_clock.beat_clock`), used by an LM with a beat clock and ignored by others.
         """
         if condition.dim() != 3 or condition.shape[-1] != self.config.condition_dim:
             raise ValueError(f"condition must be [B, L, {self.config.condition_dim}], got {tuple(condition.shape)}")
@@ -286,7 +301,9 @@ class LM(nn.Module):
         # of them and get zeros, where an all-False mask row would give NaN in some GPU attention kernels.
         mask = condition_mask.bool()
         mask = mask | ~mask.any(dim=1, keepdim=True)
-        return Memory(keys_values, mask[:, None, None, :])
+        if clock is not None and clock.shape != (condition.shape[0], 2):
+            raise ValueError(f"clock must be [B={condition.shape[0]}, 2], got {tuple(clock.shape)}")
+        return Memory(keys_values, mask[:, None, None, :], clock if self.beat_clock is not None else None)
 
     def setup_caches(self, batch: int, max_steps: int) -> None:
         """Allocate a KVCache of max_steps positions in every layer; `decode` then runs step by step."""
@@ -390,6 +407,8 @@ class LM(nn.Module):
             rotation = rotary_angles(positions, self.config.head_dim, x.dtype)
         else:
             x = x + sinusoidal_positions(positions, self.config.dim).to(x.dtype)
+        if memory.clock is not None:
+            x = x + self.beat_clock(positions, memory.clock)
         if self.config.dropout and self.training:
             x = F.dropout(x, self.config.dropout, True)
         for layer, keys_values in zip(self.layers, memory.keys_values):

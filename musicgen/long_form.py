@@ -21,6 +21,7 @@ import torch
 
 from patterns import PatternProvider
 
+from .beat_clock import beat_clock
 from .generate import ProgressCallback, Sampling, first_generated_step, generate_codes
 from .lm import LM
 
@@ -74,10 +75,12 @@ def plan_windows(prompt_frames: int, total_frames: int, window: int, stride: int
 def generate_in_windows(lm: LM, provider: PatternProvider, condition: torch.Tensor, condition_mask: torch.Tensor,
                         sampling: Sampling, windows: list[Window], prompt: torch.Tensor | None = None,
                         generator: torch.Generator | None = None,
-                        progress: ProgressCallback | None = None) -> torch.Tensor:
+                        progress: ProgressCallback | None = None,
+                        beats_per_frame: torch.Tensor | None = None) -> torch.Tensor:
     """Codes [B, K, windows[-1].end] int64: prompt [B, K, windows[0].known] (if any) followed by every window's new frames.
 
-    condition [B, L, condition_dim], condition_mask [B, L] as for `generate_codes`; progress(done, total) counts
+    condition [B, L, condition_dim], condition_mask [B, L] as for `generate_codes`; beats_per_frame [B] (0: none)
+    drives an LM's beat clock, which each window picks up at its first frame; progress(done, total) counts
     the steps of all windows together.
     """
     patterns = [provider.get_pattern(window.frames) for window in windows]
@@ -87,7 +90,8 @@ def generate_in_windows(lm: LM, provider: PatternProvider, condition: torch.Tens
     for index, (window, pattern) in enumerate(zip(windows, patterns)):
         window_prompt = None if codes is None or window.prompt_frames == 0 else codes[..., window.start:window.known]
         made = generate_codes(lm, pattern, condition, condition_mask, sampling, prompt=window_prompt, generator=generator,
-                              progress=_offset_progress(progress, sum(steps[:index]), sum(steps)))
+                              progress=_offset_progress(progress, sum(steps[:index]), sum(steps)),
+                              clock=None if beats_per_frame is None else beat_clock(beats_per_frame, window.start))
         new_frames = made[..., window.prompt_frames:]
         codes = new_frames if codes is None else torch.cat([codes, new_frames], dim=-1)
     return codes

@@ -68,6 +68,7 @@ class TrainConfig:
     text_encoder: str = ""               # from scratch: a T5 encoder + tokenizer folder (see musicgen.text_encoder)
     model: MusicGenConfig | None = None  # from scratch: LM sizes, pattern, generation defaults
     train_text_encoder: bool = False     # train the T5 encoder with the LM (frozen by default)
+    add_beat_clock: bool = False         # fine-tuning: give the LM a beat clock (from scratch: model.lm.beat_clock)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     steps: int = 1000
@@ -115,7 +116,7 @@ def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Pat
                  if valid_cache is not None else None)
 
     # Distributed wrapper, optimizer, schedule; on resume they and this rank's RNG come back.
-    conditioned_lm = ConditionedLM(musicgen.lm, musicgen.conditioner).train()
+    conditioned_lm = ConditionedLM(musicgen.lm, musicgen.conditioner, musicgen.frame_rate).train()
     model = wrap_model(conditioned_lm, config.fsdp, config.train_text_encoder, env)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.optim.lr,
                                   betas=tuple(config.optim.betas), weight_decay=config.optim.weight_decay)
@@ -150,7 +151,7 @@ def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Pat
     log = JsonlLog(run_dir / "log.jsonl", resume_step=start_step if checkpoint else None) if env.is_main else None
     progress = Progress(config.steps, initial=start_step, keys=("loss", "valid_loss"), enabled=env.is_main)
 
-    for step, (codes, captions) in enumerate(loader, start=start_step):
+    for step, (codes, captions, first_frames) in enumerate(loader, start=start_step):
         started = time.perf_counter()
         inputs, targets = inputs_and_targets(pattern, codes.to(env.device), special)
         counts = all_reduce_sum((targets != special).sum(dim=(0, 2)).double()).clamp(min=1)
@@ -163,7 +164,7 @@ def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Pat
             part = slice(first, first + micro_batch)
             with gradient_sync(model, enabled=first + micro_batch >= inputs.shape[0]):
                 with autocast:
-                    logits = model(inputs[part], list(captions[part]))
+                    logits = model(inputs[part], list(captions[part]), first_frames[part])
                 micro_sums, _ = codebook_cross_entropy(logits, targets[part], special)
                 ((micro_sums / counts).mean() * env.world_size).backward()
             sums += micro_sums.detach().double()
@@ -210,6 +211,9 @@ def check_config(config: TrainConfig, env: DistributedEnv) -> int:
         missing = sorted({"codec", "text_encoder", "model"} - set(from_scratch))
         raise ValueError(f"a model from scratch needs codec, text_encoder and model; missing {', '.join(missing)} "
                          "(or give init_from, a MusicGen checkpoint folder, to fine-tune)")
+    if config.add_beat_clock and not config.init_from:
+        raise ValueError("add_beat_clock gives a fine-tuned (init_from) LM a beat clock; "
+                         "a model from scratch sets model.lm.beat_clock: true instead")
     if config.steps < 1 or config.checkpoint_every < 1 or config.eval_every < 0 or config.eval_items < 1:
         raise ValueError(f"expected steps, checkpoint_every, eval_items >= 1 and eval_every >= 0, got {config.steps}, "
                          f"{config.checkpoint_every}, {config.eval_items} and {config.eval_every}")
@@ -251,10 +255,10 @@ def evaluate(conditioned_lm: ConditionedLM, valid_set: CaptionedSegments, items:
     sums = torch.zeros(pattern.n_q, dtype=torch.float64, device=env.device)
     counts = torch.zeros_like(sums)
     for first in range(0, per_rank, micro_batch):
-        codes, captions = zip(*(valid_set[index] for index in indices[first:first + micro_batch]))
+        codes, captions, first_frames = zip(*(valid_set[index] for index in indices[first:first + micro_batch]))
         inputs, targets = inputs_and_targets(pattern, torch.stack(codes).to(env.device), special)
         with autocast:
-            logits = conditioned_lm(inputs, list(captions))
+            logits = conditioned_lm(inputs, list(captions), torch.tensor(first_frames))
         micro_sums, micro_counts = codebook_cross_entropy(logits, targets, special)
         sums += micro_sums.double()
         counts += micro_counts.double()

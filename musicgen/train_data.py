@@ -20,7 +20,7 @@ def drop_words(caption: str, probability: float, rng: np.random.Generator) -> st
 
 
 class CaptionedSegments(torch.utils.data.Dataset):
-    """Item `index` -> (codes [K, segment_frames] int64, caption str).
+    """Item `index` -> (codes [K, segment_frames] int64, caption str, the clip frame the window starts at).
 
     Clips are picked in proportion to their length and cropped at a random frame, or with
     `clip_start_probability` at their first frame, where generation starts too (with no audio
@@ -50,7 +50,7 @@ class CaptionedSegments(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return 2**62
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str, int]:
         rng = np.random.default_rng([self.seed, index])
         clip = int(rng.choice(len(self.cache), p=self.probabilities))
         # (no draw at probability 0, so the windows of runs without the option stay what they were)
@@ -61,4 +61,4 @@ class CaptionedSegments(torch.utils.data.Dataset):
         caption = drop_words(self.cache.description(clip), self.word_dropout, rng)
         if rng.random() < self.condition_dropout:
             caption = ""
-        return codes, caption
+        return codes, caption, start

@@ -23,6 +23,7 @@ from codec.distributed import DistributedEnv, all_gather_object, barrier
 from patterns import Pattern, get_provider
 
 from .api import MusicGen
+from .beat_clock import beat_clock, beats_per_frame
 from .conditioners import TextConditioner
 from .lm import LM
 from .token_cache import TokenCache, build_token_cache, warn_skipped
@@ -36,24 +37,33 @@ LOAD_FULL_STATE = StateDictOptions(full_state_dict=True, strict=False)
 
 
 class ConditionedLM(nn.Module):
-    """What a training step runs: captions through the text conditioner (frozen unless trained), then the LM."""
+    """What a training step runs: captions through the text conditioner (frozen unless trained), then the LM,
+    with a beat clock from the BPM each caption states where the LM has one."""
 
-    def __init__(self, lm: LM, conditioner: TextConditioner) -> None:
+    def __init__(self, lm: LM, conditioner: TextConditioner, frame_rate: float) -> None:
         super().__init__()
         self.lm = lm
         self.conditioner = conditioner
+        self.frame_rate = frame_rate
 
-    def forward(self, inputs: torch.Tensor, captions: list[str]) -> torch.Tensor:
-        """inputs [B, K, S] int64, B captions ("" = null condition) -> logits [B, K, S, card]."""
+    def forward(self, inputs: torch.Tensor, captions: list[str], first_frames: torch.Tensor) -> torch.Tensor:
+        """inputs [B, K, S] int64, B captions ("" = null condition), first_frames [B] (the clip frame of each
+        window's step 0) -> logits [B, K, S, card]."""
         condition, mask = self.conditioner(captions)
-        return self.lm(inputs, condition, mask)
+        clock = None
+        if self.lm.config.beat_clock:
+            clock = beat_clock(beats_per_frame(captions, self.frame_rate).to(inputs.device), first_frames.to(inputs.device))
+        return self.lm(inputs, condition, mask, clock)
 
 
 def load_model(config: TrainConfig) -> MusicGen:
     """The starting model on the CPU: a MusicGen checkpoint (init_from), there with another codec of the same K and
-    cardinality if `codec` is set (the LM continues on the new codec's tokens), or a new LM with a codec and a text encoder."""
+    cardinality if `codec` is set (the LM continues on the new codec's tokens) and with a new, zero beat clock if
+    `add_beat_clock` is set, or a new LM with a codec and a text encoder."""
     if config.init_from:
         pretrained = MusicGen.from_pretrained(config.init_from, device="cpu")
+        if config.add_beat_clock and not pretrained.lm.config.beat_clock:
+            pretrained.lm.add_beat_clock()
         if not config.codec:
             return pretrained
         return MusicGen(pretrained.config, pretrained.lm, pretrained.conditioner, Codec.from_pretrained(config.codec))
@@ -163,7 +173,7 @@ def export_model(config: TrainConfig, model: nn.Module, export_dir: Path, env: D
     weights = get_model_state_dict(model, options=FULL_STATE)
     if env.is_main:
         musicgen = load_model(config)
-        result = ConditionedLM(musicgen.lm, musicgen.conditioner).load_state_dict(weights, strict=False)
+        result = ConditionedLM(musicgen.lm, musicgen.conditioner, musicgen.frame_rate).load_state_dict(weights, strict=False)
         untrained = [name for name in result.missing_keys if name.startswith("lm.") or config.train_text_encoder]
         if untrained or result.unexpected_keys:
             raise RuntimeError(f"the trained weights do not fit the model: missing {untrained[:5]}, "

@@ -1,9 +1,14 @@
 """Dataclass configs from YAML with dotted overrides."""
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from codec.config import load_config, save_config
+from codec.train import TrainConfig as CodecTrainConfig
+from musicgen.train import TrainConfig as LMTrainConfig
+
+CONFIGS = Path(__file__).parents[1] / "configs"
 
 
 @dataclass
@@ -42,3 +47,9 @@ def test_unknown_key_names_it_and_the_valid_ones(tmp_path):
         load_config(Train, None, ["steps"])
     with pytest.raises(FileNotFoundError, match="missing.yaml"):
         load_config(Train, tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*/*.yaml")), ids=lambda path: f"{path.parent.name}/{path.name}")
+def test_every_shipped_config_loads(path):
+    config = load_config({"codec": CodecTrainConfig, "lm": LMTrainConfig}[path.parent.name], path)
+    assert config.steps >= 1

@@ -1,0 +1,100 @@
+"""The beat clock: tempo read from prompts, the phase features, an LM unchanged by a new clock, and a tiny LM
+that learns to put its hits on the beat of the stated tempo only with it, across long-form windows too."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from codec.distributed import DistributedEnv
+from codec.train_log import read_jsonl
+from lm_train_inputs import CARD, NUM_CODEBOOKS, make_sources, train_config
+from musicgen import MusicGen
+from musicgen.beat_clock import BEATS_PER_BAR, beat_clock, beats_per_frame, clock_features, stated_bpm
+from musicgen.lm import LM, LMConfig
+from musicgen.token_cache import write_token_cache
+from musicgen.train import TrainConfig, train
+from codec.config import config_from_dict
+
+FRAME_RATE = 1000.0  # the tiny codec of lm_train_inputs: a beat of 3 frames is 20000 BPM
+
+
+@pytest.mark.parametrize("prompt, bpm", [("an upbeat piano tune at 140 BPM in A major", 140.0),
+                                         ("organ, 90 bpm, F# minor", 90.0), ("at 96.5 beats per minute", 96.5),
+                                         ("drums 120bpm", 120.0), ("slow sad strings in D minor", None),
+                                         ("0 BPM", None), ("", None), ("140 bpms of fun", None)])
+def test_stated_bpm(prompt, bpm):
+    assert stated_bpm(prompt) == bpm
+
+
+def test_clock_features_follow_the_bar_and_start_where_the_window_does():
+    rate = beats_per_frame(["at 120 BPM", "no tempo", "at 60 BPM"], frame_rate=50.0)
+    assert torch.allclose(rate, torch.tensor([0.04, 0.0, 0.02]))
+    positions = torch.arange(300)
+    features = clock_features(positions, beat_clock(rate))
+    assert features.shape == (3, 300, 16)
+    bar = round(BEATS_PER_BAR / 0.04)                    # 100 frames at 120 BPM
+    assert torch.allclose(features[0, :bar], features[0, bar:2 * bar], atol=1e-4)
+    assert not torch.allclose(features[0, :bar // 2], features[0, bar // 2:bar], atol=1e-2)
+    assert features[1].abs().max() == 0                  # no stated tempo: no clock
+    # A window whose step 0 is frame 37 of the clip sees the clip's clock from frame 37 on.
+    shifted = clock_features(positions[:100], beat_clock(rate, torch.tensor([37.0, 37.0, 37.0])))
+    assert torch.allclose(shifted, features[:, 37:137], atol=1e-4)
+
+
+def test_a_new_beat_clock_changes_nothing_and_a_clock_less_row_stays_so():
+    torch.manual_seed(0)
+    config = LMConfig(num_codebooks=2, card=8, dim=32, num_heads=2, num_layers=1, ffn_dim=64, condition_dim=16,
+                      max_positions=32)
+    lm = LM(config).eval()
+    sequence, condition = torch.randint(0, 8, (2, 2, 20)), torch.randn(2, 3, 16)
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    clock = beat_clock(torch.tensor([0.3, 0.0]))
+    before = lm(sequence, condition, mask)
+    lm.add_beat_clock()
+    assert lm.config.beat_clock and torch.equal(lm(sequence, condition, mask, clock), before)
+    torch.nn.init.normal_(lm.beat_clock.projection.weight)
+    after = lm(sequence, condition, mask, clock)
+    assert not torch.allclose(after[0], before[0]) and torch.allclose(after[1], before[1])
+    with pytest.raises(ValueError, match=r"clock must be \[B=2, 2\], got \(1, 2\)"):
+        lm(sequence, condition, mask, clock[:1])
+
+
+PERIODS = {"drums at 20000 BPM": 3, "drums at 15000 BPM": 4}  # frames a beat at 1000 frames/s
+
+
+def beat_grid(period: int, frames: int) -> torch.Tensor:
+    """[K, frames]: code 1 on every beat, 0 between."""
+    return (torch.arange(frames) % period == 0).long().expand(NUM_CODEBOOKS, frames)
+
+
+def test_a_tiny_lm_puts_its_hits_on_the_stated_beat_only_with_a_clock(tmp_path):
+    # Windows cropped anywhere in clips of a steady beat: where the first hit falls is known only from the clock.
+    sources = make_sources(tmp_path / "sources")
+    clips = [(beat_grid(period, 120), {"description": caption}) for caption, period in PERIODS.items()]
+    write_token_cache(tmp_path / "tokens" / "train", clips, CARD, frame_rate=FRAME_RATE)
+    one_process = DistributedEnv(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
+    config = train_config(sources, tmp_path / "plain", tmp_path / "tokens", frames=45, steps=120, checkpoint_every=120,
+                          optim={"lr": 3e-3})
+    config["model"]["lm"]["max_positions"] = 48
+    plain = train(config_from_dict(TrainConfig, config), one_process)
+    tuned = {**config, "run_dir": str(tmp_path / "clock"), "init_from": str(plain), "add_beat_clock": True}
+    del tuned["codec"], tuned["text_encoder"], tuned["model"]
+    with_clock = train(config_from_dict(TrainConfig, tuned), one_process)
+
+    plain_loss = read_jsonl(tmp_path / "plain" / "log.jsonl")[-1]["loss"]
+    clock_loss = read_jsonl(tmp_path / "clock" / "log.jsonl")[-1]["loss"]
+    assert clock_loss < 0.02 < 0.05 < plain_loss, (clock_loss, plain_loss)
+    model = MusicGen.from_pretrained(with_clock)
+    assert model.lm.config.beat_clock and model.lm.beat_clock.projection.weight.abs().max() > 0
+    # Greedy, in windows: 100 frames take four windows of at most 45 frames, each picking up the clock where it starts.
+    assert model.max_frames < 50
+    _, codes = model.generate(list(PERIODS), duration=100 / FRAME_RATE, use_sampling=False, cfg_coef=1.0,
+                              return_codes=True)
+    assert torch.equal(codes, torch.stack([beat_grid(period, 100) for period in PERIODS.values()]))
+
+
+def test_add_beat_clock_needs_a_model_to_fine_tune(tmp_path):
+    config = train_config(make_sources(tmp_path), tmp_path / "run", tmp_path / "tokens", add_beat_clock=True)
+    one_process = DistributedEnv(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
+    with pytest.raises(ValueError, match="add_beat_clock gives a fine-tuned .* sets model.lm.beat_clock: true instead"):
+        train(config_from_dict(TrainConfig, config), one_process)
