@@ -3,8 +3,8 @@
 #
 #   bash scripts/build_default_model.sh
 #
-# About 3.7 hours: data 1 min, codec ~75 min, its inverse-STFT decoder ~40 min, token cache ~5 min, LM ~105 min,
-# evaluation ~2 min.
+# About 4.2 hours: data 1 min, codec ~75 min, its inverse-STFT decoder ~40 min, token cache ~5 min, LM ~105 min,
+# its beat clock ~28 min, evaluation ~2 min.
 # Every stage is skipped when its output exists and the training stages resume from their newest
 # checkpoint, so an interrupted build continues where it stopped when the script is run again.
 set -euo pipefail
@@ -62,8 +62,13 @@ train_lm_until() {
 train_lm_until 8000
 train_lm_until 13000
 
+# 4b. A beat clock (musicgen/beat_clock.py): the LM fine-tuned 3000 steps with the tempo each caption states given as
+#     the beat's phase at every step, on the same tokens.
+[ "$(newest_step "$RUNS/lm-clock")" -ge 3000 ] || "${TORCHRUN[@]}" -m musicgen.train --config configs/lm/beat_clock.yaml \
+    --resume init_from="$RUNS/lm/model" data.cache_dir="$RUNS/lm/tokens" run_dir="$RUNS/lm-clock"
+
 # 5. Ship it, with the instrument classifier the evaluation judges by.
-rm -rf checkpoints/default && mkdir -p checkpoints && cp -r "$RUNS/lm/model" checkpoints/default
+rm -rf checkpoints/default && mkdir -p checkpoints && cp -r "$RUNS/lm-clock/model" checkpoints/default
 [ -d checkpoints/analysers/instrument ] || musicgen-train-analyser --out checkpoints/analysers/instrument \
     --count 1600 --workers 2
 

@@ -20,7 +20,7 @@ def test_shipped_checkpoint_generates_one_second():
     assert wav.shape == (2, 1, 16000) and codes.shape == (2, 4, 50)
     assert torch.isfinite(wav).all() and wav.abs().max() > 0.01
     assert ((codes >= 0) & (codes < model.codec.cardinality)).all()
-    assert model.config.pattern.name == "delay"
+    assert model.config.pattern.name == "delay" and model.lm.config.beat_clock  # the BPM in the second prompt sets a beat
 
 
 def test_cli_uses_the_embedded_model_by_default(tmp_path):
