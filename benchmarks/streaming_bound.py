@@ -6,7 +6,7 @@ This streams exactly those matrices (random, the LM's shapes, more bytes than an
 the matmul each side uses, at the decode step's row count:
 
     nn.Linear    F.linear, what transformers runs (query, key, value and the K heads as separate matrices)
-    packed       oneDNN's matmul on its packed layout, what this project runs on the CPU (musicgen.lm.PackedLinear,
+    packed       oneDNN's matmul on its packed layout, what this project runs on the CPU (musicgen.fast_linear.PackedLinear,
                  query/key/value and the heads fused)
     int8         this project's Int8Linear (int8 bytes)
     read         a sum over the same float32 bytes: the memory's read bandwidth, no matmul
