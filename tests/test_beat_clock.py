@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from codec.config import config_from_dict
 from codec.distributed import DistributedEnv
 from codec.train_log import read_jsonl
 from lm_train_inputs import CARD, NUM_CODEBOOKS, make_sources, train_config
@@ -13,7 +14,6 @@ from musicgen.beat_clock import BEATS_PER_BAR, beat_clock, beats_per_frame, cloc
 from musicgen.lm import LM, LMConfig
 from musicgen.token_cache import write_token_cache
 from musicgen.train import TrainConfig, train
-from codec.config import config_from_dict
 
 FRAME_RATE = 1000.0  # the tiny codec of lm_train_inputs: a beat of 3 frames is 20000 BPM
 
