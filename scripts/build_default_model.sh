@@ -3,8 +3,8 @@
 #
 #   bash scripts/build_default_model.sh
 #
-# About 4.2 hours: data 1 min, codec ~75 min, its inverse-STFT decoder ~40 min, token cache ~5 min, LM ~105 min,
-# its beat clock ~28 min, evaluation ~2 min.
+# About 3.2 hours: data 1 min, codec ~75 min, its inverse-STFT decoder ~40 min, token cache ~5 min, LM ~70 min,
+# evaluation ~2 min.
 # Every stage is skipped when its output exists and the training stages resume from their newest
 # checkpoint, so an interrupted build continues where it stopped when the script is run again.
 set -euo pipefail
@@ -52,23 +52,14 @@ train_codec_until 5000
 [ -d "$RUNS/text_encoder" ] || musicgen-text-encoder --manifest "$DATA/train/manifest.jsonl" \
     --out "$RUNS/text_encoder" --d-model 128
 
-# 4. The LM (delay pattern), on the frozen codec's tokens, on random 5 s windows: 8000 steps, then a warm
-#    restart as for the codec: the cosine stretched to 13000 steps picks up at step 8000 (lr 0.39x).
-train_lm_until() {
-    [ "$(newest_step "$RUNS/lm")" -ge "$1" ] || "${TORCHRUN[@]}" -m musicgen.train --config configs/lm/small.yaml \
-        --resume codec="$RUNS/codec-istft/model" text_encoder="$RUNS/text_encoder" run_dir="$RUNS/lm" \
-        data.manifest="$DATA/train/manifest.jsonl" data.valid_manifest="$DATA/heldout/manifest.jsonl" steps="$1"
-}
-train_lm_until 8000
-train_lm_until 13000
-
-# 4b. A beat clock (musicgen/beat_clock.py): the LM fine-tuned 3000 steps with the tempo each caption states given as
-#     the beat's phase at every step, on the same tokens.
-[ "$(newest_step "$RUNS/lm-clock")" -ge 3000 ] || "${TORCHRUN[@]}" -m musicgen.train --config configs/lm/beat_clock.yaml \
-    --resume init_from="$RUNS/lm/model" data.cache_dir="$RUNS/lm/tokens" run_dir="$RUNS/lm-clock"
+# 4. The LM (delay pattern, with a beat clock: musicgen/beat_clock.py), on the frozen codec's tokens, on random 5 s
+#    windows: 8000 steps.
+[ "$(newest_step "$RUNS/lm")" -ge 8000 ] || "${TORCHRUN[@]}" -m musicgen.train --config configs/lm/small.yaml \
+    --resume codec="$RUNS/codec-istft/model" text_encoder="$RUNS/text_encoder" run_dir="$RUNS/lm" \
+    data.manifest="$DATA/train/manifest.jsonl" data.valid_manifest="$DATA/heldout/manifest.jsonl"
 
 # 5. Ship it, with the instrument classifier the evaluation judges by.
-rm -rf checkpoints/default && mkdir -p checkpoints && cp -r "$RUNS/lm-clock/model" checkpoints/default
+rm -rf checkpoints/default && mkdir -p checkpoints && cp -r "$RUNS/lm/model" checkpoints/default
 [ -d checkpoints/analysers/instrument ] || musicgen-train-analyser --out checkpoints/analysers/instrument \
     --count 1600 --workers 2
 
