@@ -11,6 +11,7 @@ import torch
 from tiny_models import save_tiny_musicgen
 
 from musicgen import MusicGen
+from musicgen.beat_clock import beat_clock
 from musicgen.generate import Sampling, generate_codes
 from musicgen.fast_linear import can_pack
 from musicgen.lm import LM, LMConfig
@@ -124,18 +125,21 @@ class GraphCounter:
 @pytest.mark.parametrize("pack", [False, True])
 def test_compiled_decode_is_one_graph_for_every_step_and_gives_the_same_tokens(pack):
     torch._dynamo.reset()
-    lm = tiny_lm()
+    lm = tiny_lm().add_beat_clock()
+    torch.nn.init.normal_(lm.beat_clock.projection.weight)
+    clock = beat_clock(torch.tensor([0.1, 0.0]))  # the second row has no clock
     pattern = get_provider("delay", K).get_pattern(20)
     condition, mask = conditions(2)
-    expected = generate_codes(lm, pattern, condition, mask, GREEDY)
-    sampled = generate_codes(lm, pattern, condition, mask, Sampling(top_k=5), generator=torch.Generator().manual_seed(0))
+    expected = generate_codes(lm, pattern, condition, mask, GREEDY, clock=clock)
+    sampled = generate_codes(lm, pattern, condition, mask, Sampling(top_k=5), generator=torch.Generator().manual_seed(0),
+                             clock=clock)
     if pack and can_pack(lm.norm.weight):
         lm.pack_for_cpu()
     counter = GraphCounter()
     lm.compile_decode(mode=None, backend=counter)
-    assert torch.equal(generate_codes(lm, pattern, condition, mask, GREEDY), expected)
+    assert torch.equal(generate_codes(lm, pattern, condition, mask, GREEDY, clock=clock), expected)
     assert counter.graphs == 1  # fullgraph: the whole step is captured, once for all 22 steps
     assert torch.equal(generate_codes(lm, pattern, condition, mask, Sampling(top_k=5),
-                                      generator=torch.Generator().manual_seed(0)), sampled)
-    continued = generate_codes(lm, pattern, condition, mask, GREEDY, prompt=expected[..., :5])
+                                      generator=torch.Generator().manual_seed(0), clock=clock), sampled)
+    continued = generate_codes(lm, pattern, condition, mask, GREEDY, prompt=expected[..., :5], clock=clock)
     assert torch.equal(continued, expected) and counter.graphs == 1  # another prompt length: the same decode graph
