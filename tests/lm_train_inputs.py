@@ -10,12 +10,16 @@ import torch
 import yaml
 
 from codec import Codec, CodecConfig
+from codec.config import config_from_dict
+from codec.distributed import DistributedEnv
 from musicgen.text_encoder import build_text_encoder
 from musicgen.token_cache import write_token_cache
+from musicgen.train import TrainConfig, train
 
 CAPTIONS = ["slow piano in C major", "fast drums at 140 BPM", "sad strings in D minor", "an upbeat guitar tune"]
 NUM_CODEBOOKS, CARD, TEXT_WIDTH = 3, 16, 32
 TRAIN = [sys.executable, "-m", "musicgen.train"]
+ONE_PROCESS = DistributedEnv(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "musicgen.train"]
 
 
@@ -72,3 +76,8 @@ def train_config(sources: tuple[Path, Path], run_dir: Path, cache_dir: Path, pat
 def write_config(config: dict[str, Any], path: Path) -> Path:
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def train_in_process(config: dict[str, Any]) -> Path:
+    """`musicgen-train` on a config dict in this process (one process, on the CPU); returns the export folder."""
+    return train(config_from_dict(TrainConfig, config), ONE_PROCESS)

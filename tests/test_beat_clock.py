@@ -5,15 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from codec.config import config_from_dict
-from codec.distributed import DistributedEnv
 from codec.train_log import read_jsonl
-from lm_train_inputs import CARD, NUM_CODEBOOKS, make_sources, train_config
+from lm_train_inputs import CARD, NUM_CODEBOOKS, make_sources, train_config, train_in_process
 from musicgen import MusicGen
 from musicgen.beat_clock import BEATS_PER_BAR, beat_clock, beats_per_frame, clock_features, stated_bpm
 from musicgen.lm import LM, LMConfig
 from musicgen.token_cache import write_token_cache
-from musicgen.train import TrainConfig, train
 
 FRAME_RATE = 1000.0  # the tiny codec of lm_train_inputs: a beat of 3 frames is 20000 BPM
 
@@ -72,14 +69,13 @@ def test_a_tiny_lm_puts_its_hits_on_the_stated_beat_only_with_a_clock(tmp_path):
     sources = make_sources(tmp_path / "sources")
     clips = [(beat_grid(period, 120), {"description": caption}) for caption, period in PERIODS.items()]
     write_token_cache(tmp_path / "tokens" / "train", clips, CARD, frame_rate=FRAME_RATE)
-    one_process = DistributedEnv(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
     config = train_config(sources, tmp_path / "plain", tmp_path / "tokens", frames=45, steps=120, checkpoint_every=120,
                           optim={"lr": 3e-3})
     config["model"]["lm"]["max_positions"] = 48
-    plain = train(config_from_dict(TrainConfig, config), one_process)
+    plain = train_in_process(config)
     tuned = {**config, "run_dir": str(tmp_path / "clock"), "init_from": str(plain), "add_beat_clock": True}
     del tuned["codec"], tuned["text_encoder"], tuned["model"]
-    with_clock = train(config_from_dict(TrainConfig, tuned), one_process)
+    with_clock = train_in_process(tuned)
 
     plain_loss = read_jsonl(tmp_path / "plain" / "log.jsonl")[-1]["loss"]
     clock_loss = read_jsonl(tmp_path / "clock" / "log.jsonl")[-1]["loss"]
@@ -95,6 +91,5 @@ def test_a_tiny_lm_puts_its_hits_on_the_stated_beat_only_with_a_clock(tmp_path):
 
 def test_add_beat_clock_needs_a_model_to_fine_tune(tmp_path):
     config = train_config(make_sources(tmp_path), tmp_path / "run", tmp_path / "tokens", add_beat_clock=True)
-    one_process = DistributedEnv(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
     with pytest.raises(ValueError, match="add_beat_clock gives a fine-tuned .* sets model.lm.beat_clock: true instead"):
-        train(config_from_dict(TrainConfig, config), one_process)
+        train_in_process(config)

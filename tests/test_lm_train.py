@@ -11,28 +11,21 @@ import torch
 
 from codec import Codec
 from codec.checkpointing import latest_checkpoint, load_checkpoint
-from codec.config import config_from_dict
-from codec.distributed import DistributedEnv
 from codec.train_log import read_jsonl
-from lm_train_inputs import CAPTIONS, CARD, NUM_CODEBOOKS, make_sources, train_config, write_caches
+from lm_train_inputs import CAPTIONS, CARD, NUM_CODEBOOKS, make_sources, train_config, train_in_process, write_caches
 from musicgen import MusicGen
 from musicgen.conditioners import TextConditioner
 from musicgen.text_encoder import main as text_encoder_main
 from musicgen.token_cache import write_token_cache
-from musicgen.train import NonFiniteLossError, TrainConfig, main, train
+from musicgen.train import NonFiniteLossError, main
 from patterns import PATTERN_NAMES
 
-ONE_PROCESS = DistributedEnv(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
 FRAMES = 6
 
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
     return make_sources(tmp_path_factory.mktemp("sources"))
-
-
-def run(config: dict) -> str:
-    return train(config_from_dict(TrainConfig, config), ONE_PROCESS)
 
 
 def greedy_codes(export, captions: list[str], frames: int) -> torch.Tensor:
@@ -45,7 +38,7 @@ def greedy_codes(export, captions: list[str], frames: int) -> torch.Tensor:
 @pytest.mark.parametrize("pattern", PATTERN_NAMES)
 def test_tiny_lm_learns_each_caption_sequence(sources, tmp_path, pattern):
     clips = write_caches(tmp_path / "tokens", [FRAMES] * 4, valid_frames=[FRAMES] * 2)
-    export = run(train_config(sources, tmp_path / "run", tmp_path / "tokens", pattern, FRAMES, steps=80,
+    export = train_in_process(train_config(sources, tmp_path / "run", tmp_path / "tokens", pattern, FRAMES, steps=80,
                               checkpoint_every=80, eval_every=40, eval_items=4))
 
     log = read_jsonl(tmp_path / "run" / "log.jsonl")
@@ -61,12 +54,12 @@ def test_tiny_lm_learns_each_caption_sequence(sources, tmp_path, pattern):
 
 def test_fine_tuning_starts_from_the_checkpoint_and_trains_the_text_encoder(sources, tmp_path):
     write_caches(tmp_path / "tokens", [FRAMES] * 4)
-    first = run(train_config(sources, tmp_path / "first", tmp_path / "tokens", steps=60, checkpoint_every=60))
+    first = train_in_process(train_config(sources, tmp_path / "first", tmp_path / "tokens", steps=60, checkpoint_every=60))
     tuned = train_config(sources, tmp_path / "tuned", tmp_path / "tokens", steps=3, checkpoint_every=3,
                          train_text_encoder=True, optim={"lr": 1e-3, "warmup_steps": 0})
     for key in ("codec", "text_encoder", "model"):
         del tuned[key]
-    export = run({**tuned, "init_from": str(first)})
+    export = train_in_process({**tuned, "init_from": str(first)})
 
     log = read_jsonl(tmp_path / "tuned" / "log.jsonl")
     assert log[0]["loss"] < 0.1                       # the fine-tuned LM already knows the sequences
@@ -80,13 +73,13 @@ def test_fine_tuning_starts_from_the_checkpoint_and_trains_the_text_encoder(sour
 
 def test_fine_tuning_onto_a_retrained_codec_starts_from_the_lm_and_ships_the_new_codec(sources, tmp_path):
     write_caches(tmp_path / "tokens", [FRAMES] * 4)
-    first = run(train_config(sources, tmp_path / "first", tmp_path / "tokens", steps=60, checkpoint_every=60))
+    first = train_in_process(train_config(sources, tmp_path / "first", tmp_path / "tokens", steps=60, checkpoint_every=60))
     codec_config = Codec.from_pretrained(sources[0]).config
     torch.manual_seed(1)
     Codec(codec_config).save_pretrained(tmp_path / "retrained")
     tuned = train_config(sources, tmp_path / "tuned", tmp_path / "tokens", steps=2, checkpoint_every=2)
     del tuned["text_encoder"], tuned["model"]
-    export = run({**tuned, "init_from": str(first), "codec": str(tmp_path / "retrained")})
+    export = train_in_process({**tuned, "init_from": str(first), "codec": str(tmp_path / "retrained")})
 
     assert read_jsonl(tmp_path / "tuned" / "log.jsonl")[0]["loss"] < 0.1  # the LM of the checkpoint
     shipped = MusicGen.from_pretrained(export).codec.state_dict()
@@ -95,15 +88,15 @@ def test_fine_tuning_onto_a_retrained_codec_starts_from_the_lm_and_ships_the_new
 
     Codec(dataclasses.replace(codec_config, n_q=NUM_CODEBOOKS - 1)).save_pretrained(tmp_path / "fewer_levels")
     with pytest.raises(ValueError, match=f"the codec has K={NUM_CODEBOOKS - 1} codebooks .* the LM expects K={NUM_CODEBOOKS}"):
-        run({**tuned, "run_dir": str(tmp_path / "other"), "init_from": str(first), "codec": str(tmp_path / "fewer_levels")})
+        train_in_process({**tuned, "run_dir": str(tmp_path / "other"), "init_from": str(first), "codec": str(tmp_path / "fewer_levels")})
     with pytest.raises(ValueError, match="not both: .* text_encoder are set"):
-        run({**tuned, "init_from": str(first), "text_encoder": str(sources[1])})
+        train_in_process({**tuned, "init_from": str(first), "text_encoder": str(sources[1])})
 
 
 def test_a_padded_short_clip_is_scored_only_on_its_frames(sources, tmp_path):
     # One clip of 2 frames in windows of 6: 4 frames of padding a window that the loss must not score.
     write_caches(tmp_path / "tokens", [2])
-    run(train_config(sources, tmp_path / "run", tmp_path / "tokens", steps=2, checkpoint_every=2, data={"batch_size": 2}))
+    train_in_process(train_config(sources, tmp_path / "run", tmp_path / "tokens", steps=2, checkpoint_every=2, data={"batch_size": 2}))
     record = read_jsonl(tmp_path / "run" / "log.jsonl")[0]
     assert record["tokens"] == 2 * 2 * NUM_CODEBOOKS   # 2 windows x 2 frames x K codebooks
 
@@ -114,7 +107,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(sources, tmp_p
     config = train_config(sources, tmp_path / "run", tmp_path / "tokens", steps=5, checkpoint_every=1,
                           optim={"lr": 1e30, "warmup_steps": 0})
     with pytest.raises(NonFiniteLossError, match=r"non-finite loss at step 2.*checkpoint_00000001\.pt"):
-        run(config)
+        train_in_process(config)
     newest = latest_checkpoint(tmp_path / "run")
     assert newest.name == "checkpoint_00000001.pt"
     assert all(torch.isfinite(tensor).all() for tensor in load_checkpoint(newest)["model"].values())
@@ -125,7 +118,7 @@ def test_empty_manifest_is_a_clear_error(sources, tmp_path):
     manifest.write_text("\n")
     config = train_config(sources, tmp_path / "run", tmp_path / "tokens", data={"manifest": str(manifest)})
     with pytest.raises(ValueError, match="lists no audio files"):
-        run(config)
+        train_in_process(config)
 
 
 def test_manifest_line_without_path_is_a_clear_error(sources, tmp_path):
@@ -133,7 +126,7 @@ def test_manifest_line_without_path_is_a_clear_error(sources, tmp_path):
     manifest.write_text(json.dumps({"path": "a.wav", "description": "x"}) + "\n" + json.dumps({"description": "y"}) + "\n")
     config = train_config(sources, tmp_path / "run", tmp_path / "tokens", data={"manifest": str(manifest)})
     with pytest.raises(ValueError, match=r'train\.jsonl:2: expected an object with a "path"'):
-        run(config)
+        train_in_process(config)
 
 
 def test_codec_disagreeing_with_the_lm_is_a_clear_error(sources, tmp_path):
@@ -141,29 +134,29 @@ def test_codec_disagreeing_with_the_lm_is_a_clear_error(sources, tmp_path):
     config["model"]["lm"]["card"] = 2 * CARD
     with pytest.raises(ValueError, match=f"codec has K={NUM_CODEBOOKS} codebooks of {CARD} codes, the LM expects "
                                          f"K={NUM_CODEBOOKS} of {2 * CARD}"):
-        run(config)
+        train_in_process(config)
     config["model"]["lm"].update(card=CARD, num_codebooks=NUM_CODEBOOKS + 1)
     with pytest.raises(ValueError, match=f"the LM expects K={NUM_CODEBOOKS + 1}"):
-        run(config)
+        train_in_process(config)
 
 
 def test_token_cache_disagreeing_with_the_lm_is_a_clear_error(sources, tmp_path):
     write_token_cache(tmp_path / "tokens" / "train", [(torch.zeros(NUM_CODEBOOKS, FRAMES, dtype=torch.long), {})],
                       cardinality=2 * CARD, frame_rate=1000.0)
     with pytest.raises(ValueError, match=f"holds K={NUM_CODEBOOKS} codebooks of {2 * CARD} codes"):
-        run(train_config(sources, tmp_path / "run", tmp_path / "tokens"))
+        train_in_process(train_config(sources, tmp_path / "run", tmp_path / "tokens"))
 
 
 def test_config_errors_name_what_is_wrong(sources, tmp_path):
     base = train_config(sources, tmp_path / "run", tmp_path / "tokens")
     with pytest.raises(ValueError, match="missing model"):
-        run({key: value for key, value in base.items() if key != "model"})
+        train_in_process({key: value for key, value in base.items() if key != "model"})
     with pytest.raises(ValueError, match="not both"):
-        run({**base, "init_from": str(tmp_path)})
+        train_in_process({**base, "init_from": str(tmp_path)})
     with pytest.raises(ValueError, match="micro_batch_size=3 must divide"):
-        run({**base, "data": {**base["data"], "micro_batch_size": 3}})
+        train_in_process({**base, "data": {**base["data"], "micro_batch_size": 3}})
     with pytest.raises(ValueError, match="no token cache"):
-        run(base)
+        train_in_process(base)
     with pytest.raises(ValueError, match="unknown config key 'optim.learning_rate'"):
         main(["--config", str(Path(__file__).parents[1] / "configs" / "lm" / "tiny.yaml"), "optim.learning_rate=1"])
 
@@ -193,7 +186,7 @@ def test_fine_tuning_a_hugging_face_musicgen_folder(sources, tmp_path):
     config = train_config(sources, tmp_path / "run", tmp_path / "tokens", steps=2, checkpoint_every=2)
     for key in ("codec", "text_encoder", "model"):
         del config[key]
-    export = run({**config, "init_from": str(tmp_path / "hf")})
+    export = train_in_process({**config, "init_from": str(tmp_path / "hf")})
 
     assert all(record["loss"] > 0 for record in read_jsonl(tmp_path / "run" / "log.jsonl"))
     tuned, original = MusicGen.from_pretrained(export), MusicGen.from_pretrained(tmp_path / "hf")

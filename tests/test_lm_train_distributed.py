@@ -12,14 +12,10 @@ import torch
 from safetensors.torch import load_file
 
 from codec.checkpointing import checkpoint_path, load_checkpoint
-from codec.config import config_from_dict
-from codec.distributed import DistributedEnv
 from codec.train_log import read_jsonl
-from lm_train_inputs import TORCHRUN, TRAIN, make_sources, train_config, write_caches, write_config
-from musicgen.train import TrainConfig, train
+from lm_train_inputs import TORCHRUN, TRAIN, make_sources, train_config, train_in_process, write_caches, write_config
 
 TIMING_KEYS = ("step_time", "tokens_per_second")
-ONE_PROCESS = DistributedEnv(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +49,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch(sources, tmp_pa
         run(command + ["--resume"])
     else:
         run(command)
-    one = train(config_from_dict(TrainConfig, train_config(sources, tmp_path / "one", tmp_path / "tokens", **common)),
-                ONE_PROCESS)
+    one = train_in_process(train_config(sources, tmp_path / "one", tmp_path / "tokens", **common))
 
     one_log, two_log = read_jsonl(tmp_path / "one" / "log.jsonl"), read_jsonl(tmp_path / "two" / "log.jsonl")
     assert [record["tokens"] for record in two_log] == [record["tokens"] for record in one_log]
@@ -73,7 +68,7 @@ def test_killed_and_resumed_run_ends_bitwise_like_an_uninterrupted_one(sources, 
                           data={"condition_dropout": 0.3, "word_dropout": 0.3, "batch_size": 16},
                           model={"lm": {"num_codebooks": 3, "card": 16, "dim": 64, "num_heads": 4, "num_layers": 2,
                                         "ffn_dim": 128, "condition_dim": 32, "max_positions": 64, "dropout": 0.1}})
-    train(config_from_dict(TrainConfig, config), ONE_PROCESS)      # in this process, on one thread like the others
+    train_in_process(config)      # in this process, on one thread like the others
 
     killed = {**config, "run_dir": str(tmp_path / "killed")}
     command = TRAIN + ["--config", str(write_config(killed, tmp_path / "killed.yaml"))]
