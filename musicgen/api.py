@@ -197,31 +197,37 @@ class MusicGen:
         seconds after the one before (default: 18/30 of a window, as audiocraft's 18 s in 30 s).
         progress: True for a progress bar, or a callback(step, total) called after every step.
         """
-        return self._generate(prompts, duration, None, use_sampling, top_k, top_p, temperature, cfg_coef, seed,
+        return self._generate(prompts, duration, None, 0.0, use_sampling, top_k, top_p, temperature, cfg_coef, seed,
                               stride, return_codes, progress)
 
     def generate_continuation(self, prompt_wav: torch.Tensor, prompt_sample_rate: int, prompts: list[str] | None = None,
                               duration: float | None = None, *, use_sampling: bool | None = None, top_k: int | None = None,
                               top_p: float | None = None, temperature: float | None = None, cfg_coef: float | None = None,
                               seed: int | None = None, stride: float | None = None, return_codes: bool = False,
-                              progress: bool | Callable[[int, int], None] = False
+                              progress: bool | Callable[[int, int], None] = False, downbeat: float = 0.0
                               ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Continue prompt_wav [B, C, N] (or [C, N]) to `duration` seconds in all; the output starts with the prompt's frames.
 
         prompts: one text per clip, or None for unconditional continuation. A prompt longer than a window
         stays whole in the output; the generation is prompted with its last frames (see `generate`).
+        downbeat: the time (seconds into prompt_wav) at which a bar starts, for an LM with a beat clock
+        (musicgen/beat_clock.py) and a prompt that states its BPM; by default the audio starts on a bar.
         """
-        prompt_codes = self.codec.encode(self._prompt_audio(prompt_wav, prompt_sample_rate))
+        prompt_audio = self._prompt_audio(prompt_wav, prompt_sample_rate)
+        prompt_seconds = prompt_audio.shape[-1] / self.sample_rate
+        if not 0 <= downbeat < prompt_seconds:
+            raise ValueError(f"downbeat must be a time within the audio prompt, 0 to {prompt_seconds:.3f} s; got {downbeat}")
+        prompt_codes = self.codec.encode(prompt_audio)
         if prompts is None:
             prompts = [""] * prompt_codes.shape[0]
         check_prompts(prompts)
         if len(prompts) != prompt_codes.shape[0]:
             raise ValueError(f"got {len(prompts)} prompts for {prompt_codes.shape[0]} audio prompts; expected one each")
-        return self._generate(prompts, duration, prompt_codes, use_sampling, top_k, top_p, temperature, cfg_coef, seed,
-                              stride, return_codes, progress)
+        return self._generate(prompts, duration, prompt_codes, downbeat * self.frame_rate, use_sampling, top_k, top_p,
+                              temperature, cfg_coef, seed, stride, return_codes, progress)
 
-    def _generate(self, prompts, duration, prompt_codes, use_sampling, top_k, top_p, temperature, cfg_coef, seed,
-                  stride, return_codes, progress):
+    def _generate(self, prompts, duration, prompt_codes, downbeat_frame, use_sampling, top_k, top_p, temperature, cfg_coef,
+                  seed, stride, return_codes, progress):
         check_prompts(prompts)
         defaults = self.config.generation
         sampling = Sampling(
@@ -241,7 +247,8 @@ class MusicGen:
         self._prepare_for_inference()
         codes = generate_in_windows(self.lm, self.pattern_provider, condition.to(self.device), mask.to(self.device),
                                     sampling, windows, prompt=prompt_codes, generator=self._generator(seed),
-                                    progress=_progress_callback(progress), beats_per_frame=tempo)
+                                    progress=_progress_callback(progress), beats_per_frame=tempo,
+                                    downbeat_frame=downbeat_frame)
         wav = self.codec.decode(codes)
         return (wav, codes) if return_codes else wav
 

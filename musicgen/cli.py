@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--cfg", type=_finite_float, metavar="COEF", help="classifier-free guidance coefficient (1: none)")
     add("--greedy", action="store_true", help="take the likeliest token instead of sampling")
     add("--continue-from", type=Path, metavar="AUDIO_FILE", help="continue this recording (resampled with soxr)")
+    add("--downbeat", type=_non_negative_float, metavar="SECONDS",
+        help="with --continue-from: where in the recording a bar starts, for a model with a beat clock (default 0)")
     add("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: CUDA if available")
     add("--int8", action="store_true", help="int8 weight-only LM layers: faster on the CPU, not bit-exact")
     add("--normalize", action="store_true", help="scale every file to a -1 dBFS peak")
@@ -134,6 +136,8 @@ def file_name(prompt: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.downbeat is not None and args.continue_from is None:
+        parser.error("--downbeat places the bars of a --continue-from recording; give --continue-from")
     prompts = read_prompts(args, parser)
     paths = output_paths(args, prompts, parser)
     try:
@@ -155,7 +159,7 @@ def generate_files(args: argparse.Namespace, prompts: list[str], paths: list[Pat
     recording = _read_recording(args.continue_from) if args.continue_from is not None else None
     model = _load_model(args)
     if recording is not None:
-        _check_continuation_fits(recording, args.duration or model.config.generation.duration)
+        _check_continuation_fits(recording, args.duration or model.config.generation.duration, args.downbeat or 0.0)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     starts = range(0, len(prompts), args.batch_size)
     written: list[Path] = []
@@ -184,7 +188,8 @@ def _generate_batch(model, args: argparse.Namespace, prompts: list[str], paths: 
         wavs = model.generate(prompts, **options)
     else:
         wav, sample_rate = recording
-        wavs = model.generate_continuation(wav.expand(len(prompts), -1, -1), sample_rate, prompts, **options)
+        wavs = model.generate_continuation(wav.expand(len(prompts), -1, -1), sample_rate, prompts,
+                                           downbeat=args.downbeat or 0.0, **options)
     for prompt, path, wav in zip(prompts, paths, wavs):
         _write(path, wav, model.sample_rate, args.normalize)
         record = {"path": str(path), "prompt": prompt, "seconds": wav.shape[-1] / model.sample_rate,
@@ -209,11 +214,14 @@ def _read_recording(path: Path):
     return wav, sample_rate
 
 
-def _check_continuation_fits(recording, duration: float) -> None:
+def _check_continuation_fits(recording, duration: float, downbeat: float) -> None:
     wav, sample_rate = recording
-    if wav.shape[-1] / sample_rate >= duration:
-        raise UserError(f"the --continue-from recording ({wav.shape[-1] / sample_rate:.2f} s) must be shorter than "
+    seconds = wav.shape[-1] / sample_rate
+    if seconds >= duration:
+        raise UserError(f"the --continue-from recording ({seconds:.2f} s) must be shorter than "
                         f"--duration ({duration:g} s), which counts the recording")
+    if downbeat >= seconds:
+        raise UserError(f"--downbeat ({downbeat:g} s) must fall within the --continue-from recording ({seconds:.2f} s)")
 
 
 def _load_model(args: argparse.Namespace):

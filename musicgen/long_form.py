@@ -76,12 +76,13 @@ def generate_in_windows(lm: LM, provider: PatternProvider, condition: torch.Tens
                         sampling: Sampling, windows: list[Window], prompt: torch.Tensor | None = None,
                         generator: torch.Generator | None = None,
                         progress: ProgressCallback | None = None,
-                        beats_per_frame: torch.Tensor | None = None) -> torch.Tensor:
+                        beats_per_frame: torch.Tensor | None = None, downbeat_frame: float = 0.0) -> torch.Tensor:
     """Codes [B, K, windows[-1].end] int64: prompt [B, K, windows[0].known] (if any) followed by every window's new frames.
 
     condition [B, L, condition_dim], condition_mask [B, L] as for `generate_codes`; beats_per_frame [B] (0: none)
-    drives an LM's beat clock, which each window picks up at its first frame; progress(done, total) counts
-    the steps of all windows together.
+    drives an LM's beat clock, which each window picks up at its first frame, counting bars from
+    downbeat_frame (a frame of the prompt on which a bar starts); progress(done, total) counts the steps of
+    all windows together.
     """
     patterns = [provider.get_pattern(window.frames) for window in windows]
     steps = [pattern.num_steps + 1 - first_generated_step(pattern, window.prompt_frames)
@@ -89,9 +90,9 @@ def generate_in_windows(lm: LM, provider: PatternProvider, condition: torch.Tens
     codes = prompt
     for index, (window, pattern) in enumerate(zip(windows, patterns)):
         window_prompt = None if codes is None or window.prompt_frames == 0 else codes[..., window.start:window.known]
+        clock = None if beats_per_frame is None else beat_clock(beats_per_frame, window.start - downbeat_frame)
         made = generate_codes(lm, pattern, condition, condition_mask, sampling, prompt=window_prompt, generator=generator,
-                              progress=_offset_progress(progress, sum(steps[:index]), sum(steps)),
-                              clock=None if beats_per_frame is None else beat_clock(beats_per_frame, window.start))
+                              progress=_offset_progress(progress, sum(steps[:index]), sum(steps)), clock=clock)
         new_frames = made[..., window.prompt_frames:]
         codes = new_frames if codes is None else torch.cat([codes, new_frames], dim=-1)
     return codes

@@ -133,6 +133,12 @@ def test_prompt_longer_than_duration_is_refused(model):
         model.generate_continuation(torch.zeros(1, 1, 80), 8000, duration=0.005)
 
 
+def test_a_downbeat_outside_the_audio_prompt_is_refused(model):
+    for downbeat in (-0.001, 0.01, math.nan):
+        with pytest.raises(ValueError, match=r"downbeat must be a time within the audio prompt, 0 to 0\.010 s"):
+            model.generate_continuation(torch.zeros(1, 1, 80), 8000, duration=0.02, downbeat=downbeat)
+
+
 def test_unknown_device_is_refused(hf_directory):
     with pytest.raises(ValueError, match="device"):
         MusicGen.from_pretrained(hf_directory, device="tpu7")

@@ -2,6 +2,8 @@
 that learns to put its hits on the beat of the stated tempo only with it, across long-form windows too."""
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 
@@ -9,6 +11,8 @@ from codec.train_log import read_jsonl
 from lm_train_inputs import CARD, NUM_CODEBOOKS, make_sources, train_config, train_in_process
 from musicgen import MusicGen
 from musicgen.beat_clock import BEATS_PER_BAR, beat_clock, beats_per_frame, clock_features, stated_bpm
+from musicgen.generate import Sampling
+from musicgen.long_form import default_stride, generate_in_windows, plan_windows
 from musicgen.lm import LM, LMConfig
 from musicgen.token_cache import write_token_cache
 
@@ -87,6 +91,18 @@ def test_a_tiny_lm_puts_its_hits_on_the_stated_beat_only_with_a_clock(tmp_path):
     _, codes = model.generate(list(PERIODS), duration=100 / FRAME_RATE, use_sampling=False, cfg_coef=1.0,
                               return_codes=True)
     assert torch.equal(codes, torch.stack([beat_grid(period, 100) for period in PERIODS.values()]))
+
+    # Continuing a beat from a prompt that starts one frame into a bar and holds no hit: only the downbeat given
+    # tells where the beats fall (the clock counts bars from it), here across windows too.
+    windows = plan_windows(2, 100, model.max_frames, default_stride(model.max_frames))
+    for caption, period in PERIODS.items():
+        clip = beat_grid(period, 101)[None]
+        condition, mask = model.conditioner([caption])
+        continue_clip = partial(generate_in_windows, model.lm, model.pattern_provider, condition, mask,
+                                Sampling(use_sampling=False, cfg_coef=1.0), windows, prompt=clip[..., 1:3],
+                                beats_per_frame=beats_per_frame([caption], FRAME_RATE))
+        assert torch.equal(continue_clip(downbeat_frame=BEATS_PER_BAR * period - 1), clip[..., 1:])
+        assert not torch.equal(continue_clip(downbeat_frame=0.0), clip[..., 1:])
 
 
 def test_add_beat_clock_needs_a_model_to_fine_tune(tmp_path):

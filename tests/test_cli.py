@@ -109,6 +109,8 @@ def test_a_failure_mid_batch_keeps_the_files_written_and_names_the_batch(model_d
     (["--text", "a", "--out", "x.wav", "--out-dir", "d"], "not allowed with argument"),
     (["--prompts-file", "missing.txt"], "cannot read --prompts-file"),
     (["--text", "a", "--device", "tpu"], "invalid choice: 'tpu'"),
+    (["--text", "a", "--downbeat", "0.5"], "--downbeat places the bars of a --continue-from recording"),
+    (["--continue-from", "riff.wav", "--downbeat", "-1"], "--downbeat: expected a number >= 0"),
 ])
 def test_bad_arguments_exit_2_with_a_message(tmp_path, arguments, message):
     result = generate(*arguments, cwd=tmp_path)
@@ -132,6 +134,8 @@ def test_unreadable_or_too_long_continuation_audio_exits_1(model_dir, tmp_path):
     soundfile.write(tmp_path / "long.wav", sine(440, 0.05, 8000), 8000)
     result = generate("--continue-from", "long.wav", "--duration", "0.04", "--model", str(model_dir), cwd=tmp_path)
     assert one_line_failure(result, "the --continue-from recording (0.05 s) must be shorter than --duration (0.04 s)")
+    result = generate("--continue-from", "long.wav", "--downbeat", "0.05", "--model", str(model_dir), cwd=tmp_path)
+    assert one_line_failure(result, "--downbeat (0.05 s) must fall within the --continue-from recording (0.05 s)")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
