@@ -215,7 +215,7 @@ class MusicGen:
         """
         prompt_audio = self._prompt_audio(prompt_wav, prompt_sample_rate)
         prompt_seconds = prompt_audio.shape[-1] / self.sample_rate
-        if not 0 <= downbeat < prompt_seconds:
+        if not isinstance(downbeat, (int, float)) or isinstance(downbeat, bool) or not 0 <= downbeat < prompt_seconds:
             raise ValueError(f"downbeat must be a time within the audio prompt, 0 to {prompt_seconds:.3f} s; got {downbeat}")
         prompt_codes = self.codec.encode(prompt_audio)
         if prompts is None:

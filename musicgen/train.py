@@ -80,6 +80,8 @@ class TrainConfig:
     eval_items: int = 64                 # validation windows (rounded up to a multiple of the process count)
     device: str = "auto"                 # auto, cpu or cuda
     fsdp: bool = False                   # shard parameters, gradients and optimizer state across processes
+    cpu_bf16: bool = False               # on the CPU too, the forward in bfloat16 autocast (always on CUDA): faster
+                                         # steps on CPUs with AMX (Xeon 4th generation on), slower on others
 
 
 class NonFiniteLossError(RuntimeError):
@@ -146,8 +148,8 @@ def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Pat
     # The loader's own generator: creating its iterator must not draw from the global RNG (restored on resume).
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=config.data.num_workers,
                                          generator=torch.Generator().manual_seed(config.seed))
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if env.device.type == "cuda"
-                else contextlib.nullcontext())
+    bf16 = env.device.type == "cuda" or config.cpu_bf16
+    autocast = torch.autocast(env.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     log = JsonlLog(run_dir / "log.jsonl", resume_step=start_step if checkpoint else None) if env.is_main else None
     progress = Progress(config.steps, initial=start_step, keys=("loss", "valid_loss"), enabled=env.is_main)
 

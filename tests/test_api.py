@@ -134,7 +134,7 @@ def test_prompt_longer_than_duration_is_refused(model):
 
 
 def test_a_downbeat_outside_the_audio_prompt_is_refused(model):
-    for downbeat in (-0.001, 0.01, math.nan):
+    for downbeat in (-0.001, 0.01, math.nan, "0"):
         with pytest.raises(ValueError, match=r"downbeat must be a time within the audio prompt, 0 to 0\.010 s"):
             model.generate_continuation(torch.zeros(1, 1, 80), 8000, duration=0.02, downbeat=downbeat)
 

@@ -52,6 +52,21 @@ def test_tiny_lm_learns_each_caption_sequence(sources, tmp_path, pattern):
     assert torch.equal(greedy_codes(export, CAPTIONS, FRAMES), torch.stack([codes for codes, _ in clips]))
 
 
+def test_bf16_autocast_on_the_cpu_learns_as_float32_does(sources, tmp_path):
+    # cpu_bf16: the forward in bfloat16 (the loss in float32): the same first loss to bfloat16's precision, not
+    # bit for bit, and a tiny LM that still learns each caption's sequence.
+    clips = write_caches(tmp_path / "tokens", [FRAMES] * 4)
+    logs = {}
+    for bf16 in (False, True):
+        export = train_in_process(train_config(sources, tmp_path / f"bf16_{bf16}", tmp_path / "tokens", frames=FRAMES,
+                                               steps=80, checkpoint_every=80, cpu_bf16=bf16))
+        logs[bf16] = read_jsonl(tmp_path / f"bf16_{bf16}" / "log.jsonl")
+    first_float32, first_bf16 = logs[False][0]["loss"], logs[True][0]["loss"]
+    assert first_float32 != first_bf16 and abs(first_float32 - first_bf16) < 0.02 * first_float32
+    assert logs[True][-1]["loss"] < 0.05
+    assert torch.equal(greedy_codes(export, CAPTIONS, FRAMES), torch.stack([codes for codes, _ in clips]))
+
+
 def test_fine_tuning_starts_from_the_checkpoint_and_trains_the_text_encoder(sources, tmp_path):
     write_caches(tmp_path / "tokens", [FRAMES] * 4)
     first = train_in_process(train_config(sources, tmp_path / "first", tmp_path / "tokens", steps=60, checkpoint_every=60))
