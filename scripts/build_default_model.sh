@@ -3,7 +3,7 @@
 #
 #   bash scripts/build_default_model.sh
 #
-# About 2.3 hours, 2.15 of them training (measured on 2 cores of a Xeon with AMX): data 40 s, codec ~28 min, its
+# About 2.35 hours, 2.2 of them training (measured on 2 cores of a Xeon with AMX): data 40 s, codec 32 min, its
 # inverse-STFT decoder ~39 min, token cache ~4 min, LM ~62 min (bfloat16 autocast: set cpu_bf16=false on a CPU
 # without AMX, where it is slower than float32), instrument classifier 1 min, evaluation 1 min.
 # Every stage is skipped when its output exists and the training stages resume from their newest
