@@ -36,7 +36,7 @@ from patterns import get_provider
 from . import hf
 from .beat_clock import beats_per_frame
 from .conditioners import TextConditioner, check_prompts
-from .generate import Sampling
+from .generate import Sampling, is_number
 from .fast_linear import can_pack
 from .lm import LM, LMConfig, replaced_for_inference
 from .long_form import default_stride, generate_in_windows, plan_windows
@@ -215,7 +215,7 @@ class MusicGen:
         """
         prompt_audio = self._prompt_audio(prompt_wav, prompt_sample_rate)
         prompt_seconds = prompt_audio.shape[-1] / self.sample_rate
-        if not isinstance(downbeat, (int, float)) or isinstance(downbeat, bool) or not 0 <= downbeat < prompt_seconds:
+        if not is_number(downbeat) or not 0 <= downbeat < prompt_seconds:
             raise ValueError(f"downbeat must be a time within the audio prompt, 0 to {prompt_seconds:.3f} s; got {downbeat}")
         prompt_codes = self.codec.encode(prompt_audio)
         if prompts is None:
@@ -266,7 +266,7 @@ class MusicGen:
             _return_freed_memory()
 
     def _frames(self, duration: float) -> int:
-        if not isinstance(duration, (int, float)) or isinstance(duration, bool) or not math.isfinite(duration) or duration <= 0:
+        if not is_number(duration) or not math.isfinite(duration) or duration <= 0:
             raise ValueError(f"duration must be a finite number of seconds > 0, got {duration!r}")
         frames = round(duration * self.frame_rate)
         if frames < 1:
@@ -279,8 +279,7 @@ class MusicGen:
     def _stride_frames(self, stride: float | None) -> int:
         if stride is None:
             return default_stride(self.max_frames)
-        is_number = isinstance(stride, (int, float)) and not isinstance(stride, bool) and math.isfinite(stride)
-        frames = round(stride * self.frame_rate) if is_number else 0
+        frames = round(stride * self.frame_rate) if is_number(stride) and math.isfinite(stride) else 0
         if not 1 <= frames < self.max_frames:
             raise ValueError(f"stride must be at least one frame (1/{self.frame_rate:g} s) and shorter than a window "
                              f"({self.max_duration:.2f} s), got {stride!r}")

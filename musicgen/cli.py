@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--cfg", type=_finite_float, metavar="COEF", help="classifier-free guidance coefficient (1: none)")
     add("--greedy", action="store_true", help="take the likeliest token instead of sampling")
     add("--continue-from", type=Path, metavar="AUDIO_FILE", help="continue this recording (resampled with soxr)")
-    add("--downbeat", type=_non_negative_float, metavar="SECONDS",
+    add("--downbeat", type=_non_negative_float, default=0.0, metavar="SECONDS",
         help="with --continue-from: where in the recording a bar starts, for a model with a beat clock (default 0)")
     add("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: CUDA if available")
     add("--int8", action="store_true", help="int8 weight-only LM layers: faster on the CPU, not bit-exact")
@@ -136,7 +136,7 @@ def file_name(prompt: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.downbeat is not None and args.continue_from is None:
+    if args.downbeat and args.continue_from is None:
         parser.error("--downbeat places the bars of a --continue-from recording; give --continue-from")
     prompts = read_prompts(args, parser)
     paths = output_paths(args, prompts, parser)
@@ -159,7 +159,7 @@ def generate_files(args: argparse.Namespace, prompts: list[str], paths: list[Pat
     recording = _read_recording(args.continue_from) if args.continue_from is not None else None
     model = _load_model(args)
     if recording is not None:
-        _check_continuation_fits(recording, args.duration or model.config.generation.duration, args.downbeat or 0.0)
+        _check_continuation_fits(recording, args.duration or model.config.generation.duration, args.downbeat)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     starts = range(0, len(prompts), args.batch_size)
     written: list[Path] = []
@@ -189,7 +189,7 @@ def _generate_batch(model, args: argparse.Namespace, prompts: list[str], paths: 
     else:
         wav, sample_rate = recording
         wavs = model.generate_continuation(wav.expand(len(prompts), -1, -1), sample_rate, prompts,
-                                           downbeat=args.downbeat or 0.0, **options)
+                                           downbeat=args.downbeat, **options)
     for prompt, path, wav in zip(prompts, paths, wavs):
         _write(path, wav, model.sample_rate, args.normalize)
         record = {"path": str(path), "prompt": prompt, "seconds": wav.shape[-1] / model.sample_rate,

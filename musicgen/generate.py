@@ -38,11 +38,11 @@ class Sampling:
     def __post_init__(self) -> None:
         if not isinstance(self.top_k, int) or isinstance(self.top_k, bool) or self.top_k < 0:
             raise ValueError(f"top_k must be an integer >= 0, got {self.top_k!r}")
-        if not _is_number(self.top_p) or not 0.0 <= self.top_p <= 1.0:
+        if not is_number(self.top_p) or not 0.0 <= self.top_p <= 1.0:
             raise ValueError(f"top_p must be in [0, 1], got {self.top_p!r}")
-        if not _is_number(self.temperature) or not math.isfinite(self.temperature) or self.temperature < 0:
+        if not is_number(self.temperature) or not math.isfinite(self.temperature) or self.temperature < 0:
             raise ValueError(f"temperature must be a finite number >= 0, got {self.temperature!r}")
-        if not _is_number(self.cfg_coef) or not math.isfinite(self.cfg_coef):
+        if not is_number(self.cfg_coef) or not math.isfinite(self.cfg_coef):
             raise ValueError(f"cfg_coef must be a finite number, got {self.cfg_coef!r}")
 
     @property
@@ -54,7 +54,8 @@ class Sampling:
         return not self.use_sampling or self.temperature == 0
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
+    """An int or float, not a bool."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
