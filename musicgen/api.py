@@ -19,6 +19,7 @@ import ctypes
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,18 @@ CONFIG_FILE = "config.yaml"
 LM_WEIGHTS = "lm.safetensors"
 CODEC_DIR = "codec"
 TEXT_ENCODER_DIR = "text_encoder"
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default"
+
+def _default_checkpoint() -> Path:
+    """checkpoints/default: package data of `musicgen_checkpoints` (the repo's checkpoints/ folder, shipped by a wheel,
+    `pip install .` or `pip install -e .`), else the checkout's folder (musicgen imported from a checkout that is not
+    installed, or from an editable install made before that package existed)."""
+    try:
+        return Path(str(resources.files("musicgen_checkpoints") / "default"))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[1] / "checkpoints" / "default"
+
+
+DEFAULT_CHECKPOINT = _default_checkpoint()
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
