@@ -1,30 +1,53 @@
 """Training data for the codec: random fixed-length segments from a folder or a JSONL manifest.
 
 Segment `index` is drawn by its own generator seeded with (seed, index), so the batch of a step is a
-pure function of the step: a resumed run reads exactly the segments the interrupted one would have.
-Files that cannot be read are skipped, counted and named in a warning; training goes on.
+pure function of the step: a resumed run reads exactly the segments the interrupted one would have
+(exactly so when each file reads wholly or not at all; a file that fails once is skipped from then on).
+Bad audio never stops training: a file is read correctly or skipped and counted with its reason (see
+`codec.audio.BadAudio`), first by its header when the dataset is probed, then by its samples when a segment
+is read (a truncated FLAC, NaN samples). Counts per reason are summarised in a warning; only a dataset
+without one usable file is an error (ValueError).
 """
 from __future__ import annotations
 
 import json
 import warnings
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .audio import AUDIO_EXTENSIONS, audio_info, find_audio_files, read_audio
-
-MAX_DRAWS = 16
+from .audio import AUDIO_EXTENSIONS, BadAudio, checked_info, find_audio_files, read_checked
 
 
 @dataclass(frozen=True)
 class AudioEntry:
     path: Path
     duration: float
+
+
+@dataclass
+class SkippedFiles:
+    """Files left out and why: every one as "path (reason: detail)", and how many for each reason."""
+
+    files: list[str] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(self, path: str | Path, reason: str, detail: str = "") -> None:
+        self.files.append(f"{path} ({reason}: {detail})" if detail else f"{path} ({reason})")
+        self.reasons[reason] += 1
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def summary(self, shown: int = 5) -> str:
+        """Each reason's count, most common first, then the first `shown` files: "2 unreadable, 1 no samples: ..."."""
+        counts = ", ".join(f"{count} {reason}" for reason, count in self.reasons.most_common())
+        return f"{counts}: " + "; ".join(self.files[:shown]) + (" ..." if len(self.files) > shown else "")
 
 
 def list_audio_paths(source: str | Path) -> list[Path]:
@@ -65,27 +88,28 @@ def read_manifest(manifest: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def probe_audio(paths: list[Path]) -> list[AudioEntry]:
-    """Read every file's header; unreadable or empty files are dropped and named in one warning.
-
-    Raises ValueError when none is readable.
-    """
-    entries, failures = [], []
+def check_headers(paths: list[Path]) -> tuple[list[AudioEntry], SkippedFiles]:
+    """The files whose header training can use (`checked_info`), and the others with their reasons."""
+    entries, skipped = [], SkippedFiles()
     for path in paths:
         try:
-            info = audio_info(path)
-        except (RuntimeError, OSError) as error:
-            failures.append(f"{path} ({error})")
-            continue
-        if info.frames == 0:
-            failures.append(f"{path} (no samples)")
-            continue
-        entries.append(AudioEntry(path=path, duration=info.duration))
+            entries.append(AudioEntry(path=path, duration=checked_info(path).duration))
+        except BadAudio as error:
+            skipped.add(path, error.reason, error.detail)
+    return entries, skipped
+
+
+def probe_audio(paths: list[Path]) -> list[AudioEntry]:
+    """Read every file's header; the files training cannot use are dropped and counted by reason in one warning.
+
+    Raises ValueError when none is usable.
+    """
+    entries, skipped = check_headers(paths)
     if not entries:
-        raise ValueError(f"none of the {len(paths)} audio files could be read: " + "; ".join(failures[:5]))
-    if failures:
-        warnings.warn(f"skipping {len(failures)} of {len(paths)} audio files that could not be read: "
-                      + "; ".join(failures), stacklevel=2)
+        raise ValueError(f"none of the {len(paths)} audio files could be read: {skipped.summary()}")
+    if skipped:
+        warnings.warn(f"skipping {len(skipped)} of {len(paths)} audio files that could not be read: "
+                      + skipped.summary(shown=10), stacklevel=2)
     return entries
 
 
@@ -93,7 +117,9 @@ class SegmentDataset(torch.utils.data.Dataset):
     """Item `index` -> segment float32 [C, segment_samples], a random crop of a random file.
 
     Files are picked in proportion to their duration; shorter files are zero-padded at the end.
-    A file that fails to decode here is skipped (a warning names it) and another one is drawn.
+    A file whose segment fails `read_checked` is skipped from then on (`failed`, `skipped`) and the draw is
+    made again among the other files; a warning sums the failures up each time their count reaches a power of two.
+    Raises ValueError when every file has failed.
     """
 
     def __init__(self, entries: list[AudioEntry], sample_rate: int, channels: int, segment_samples: int,
@@ -108,6 +134,7 @@ class SegmentDataset(torch.utils.data.Dataset):
         durations = np.array([entry.duration for entry in entries], dtype=np.float64)
         self.probabilities = durations / durations.sum()
         self.failed: dict[Path, str] = {}
+        self.skipped = SkippedFiles()
 
     def __len__(self) -> int:
         return 2**62
@@ -115,20 +142,35 @@ class SegmentDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         rng = np.random.default_rng([self.seed, index])
         segment_seconds = self.segment_samples / self.sample_rate
-        for _ in range(MAX_DRAWS):
-            entry = self.entries[rng.choice(len(self.entries), p=self.probabilities)]
+        weights = self.probabilities.copy()
+        while weights.sum() > 0:
+            choice = rng.choice(len(self.entries), p=weights / weights.sum())
+            entry = self.entries[choice]
             start = rng.uniform(0.0, max(0.0, entry.duration - segment_seconds))
-            if entry.path in self.failed:
-                continue
-            try:
-                wav = read_audio(entry.path, self.sample_rate, self.channels, start=start, duration=segment_seconds)
-            except (RuntimeError, OSError, ValueError) as error:
-                self.failed[entry.path] = str(error)
-                warnings.warn(f"skipping audio file that failed to decode: {entry.path} ({error}); "
-                              f"{len(self.failed)} failed so far", stacklevel=2)
-                continue
-            return _fit_length(wav, self.segment_samples)
-        raise RuntimeError(f"{MAX_DRAWS} draws in a row hit unreadable files; failed: {sorted(map(str, self.failed))}")
+            wav = self._read_segment(entry.path, start, segment_seconds)
+            if wav is not None:
+                return _fit_length(wav, self.segment_samples)
+            weights[choice] = 0.0
+        raise ValueError(f"none of the {len(self.entries)} audio files could be decoded: {self.skipped.summary()}")
+
+    def _read_segment(self, path: Path, start: float, seconds: float) -> torch.Tensor | None:
+        """`seconds` of `path` from `start`: [C, N <= segment_samples]; None when the file fails (now or before)."""
+        if path in self.failed:
+            return None
+        try:
+            return read_checked(path, self.sample_rate, self.channels, start=start, duration=seconds)
+        except BadAudio as error:
+            self._skip(path, error)
+            return None
+
+    def _skip(self, path: Path, error: BadAudio) -> None:
+        """Skip `path` from now on and count it; warn with the counts when their total reaches a power of two."""
+        self.failed[path] = str(error)
+        self.skipped.add(path, error.reason, error.detail)
+        count = len(self.skipped)
+        if count & (count - 1) == 0:
+            warnings.warn(f"skipping audio files that failed to decode: {count} so far ({self.skipped.summary()}); "
+                          f"latest {path} ({error})", stacklevel=4)
 
 
 def _fit_length(wav: torch.Tensor, length: int) -> torch.Tensor:

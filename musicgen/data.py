@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from codec.audio import audio_info, find_audio_files
+from codec.audio import BadAudio, checked_info, find_audio_files
+from codec.data import SkippedFiles
 
 
 def sidecar_caption(audio_path: Path) -> dict[str, Any] | None:
@@ -47,30 +48,33 @@ def sidecar_caption(audio_path: Path) -> dict[str, Any] | None:
 def manifest_records(folder: str | Path) -> list[dict[str, Any]]:
     """A record for every captioned, readable audio file under `folder` (absolute paths), sorted by path.
 
-    Files without a caption and files whose header cannot be read are left out, counted and named in a warning.
+    Files without a caption and files whose header training cannot use (`codec.audio.checked_info`: unreadable,
+    no samples, sample rate out of range) are left out and counted by reason in one warning; samples are checked
+    when the token cache reads them.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"not a folder: {folder}")
-    records, left_out = [], []
+    records, left_out = [], SkippedFiles()
     for audio_path in find_audio_files(folder):
+        name = audio_path.relative_to(folder)
         try:
             caption = sidecar_caption(audio_path)
         except ValueError as error:
-            left_out.append(f"{audio_path.name} ({error})")
+            left_out.add(name, "bad caption", str(error))
             continue
         if caption is None:
-            left_out.append(f"{audio_path.name} (no .txt or .json caption)")
+            left_out.add(name, "no .txt or .json caption")
             continue
         try:
-            duration = audio_info(audio_path).duration
-        except (RuntimeError, OSError) as error:
-            left_out.append(f"{audio_path.name} (unreadable: {error})")
+            duration = checked_info(audio_path).duration
+        except BadAudio as error:
+            left_out.add(name, error.reason, error.detail)
             continue
         records.append({"path": str(audio_path.resolve()), **caption, "duration": duration})
     if left_out:
-        warnings.warn(f"{len(left_out)} audio files were left out of the manifest: " + "; ".join(left_out[:10])
-                      + (" ..." if len(left_out) > 10 else ""), stacklevel=2)
+        warnings.warn(f"{len(left_out)} audio files were left out of the manifest: {left_out.summary(shown=10)}",
+                      stacklevel=2)
     if not records:
         raise ValueError(f"no captioned, readable audio files under {folder}")
     return records

@@ -6,11 +6,14 @@
 
 On disk (one folder):
     meta.json              K, cardinality, frame rate, shard size and count, and a fingerprint of codec + manifest
-    shard_00000.json       {"clips": [{offset, frames, description, ...metadata}], "skipped": ["path (why)", ...]}
+    shard_00000.json       {"clips": [{offset, frames, description, ...metadata}], "skipped": ["path (why)", ...],
+                            "skip_reasons": {reason: count}}
     shard_00000.npy        codes [K, frames of all the shard's clips], int16 (int32 above 32768 codes), memory-mapped
 Each shard is written atomically, its index before its codes, so a build that was stopped resumes
 at the shards whose codes are missing. Under torchrun each rank encodes every world_size-th shard.
-Unreadable audio is skipped, counted and named; the cache remembers the skipped files.
+A clip whose audio `codec.audio.read_checked` refuses (unreadable, decoding failed, NaN samples, ...) or that is
+shorter than one codec frame is skipped, counted by reason and named; the other clips keep their captions. The
+cache remembers the skipped files; a cache of no clip at all is an error when it is opened.
 """
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ import torch
 from tqdm import tqdm
 
 from codec import Codec
-from codec.audio import read_audio
+from codec.audio import BadAudio, read_checked
+from codec.data import SkippedFiles
 
 META_NAME = "meta.json"
 
@@ -71,7 +75,8 @@ def write_token_cache(out_dir: str | Path, clips: Sequence[tuple[torch.Tensor, d
         digest.update(codes.numpy().astype(np.int64).tobytes() + json.dumps(entry, sort_keys=True).encode())
     prepare_folder(out_dir, cache_meta(num_codebooks, cardinality, frame_rate, shard_size, shard_count, digest.hexdigest()))
     for shard in range(shard_count):
-        write_shard(Path(out_dir), shard, list(clips[shard * shard_size:(shard + 1) * shard_size]), [], cardinality)
+        write_shard(Path(out_dir), shard, list(clips[shard * shard_size:(shard + 1) * shard_size]), SkippedFiles(),
+                    cardinality)
     return TokenCache(out_dir)
 
 
@@ -107,25 +112,25 @@ def prepare_folder(out_dir: str | Path, meta: dict[str, Any]) -> None:
 
 @torch.inference_mode()
 def encode_clips(codec: Codec, entries: list[dict[str, Any]],
-                 bar: tqdm) -> tuple[list[tuple[torch.Tensor, dict[str, Any]]], list[str]]:
-    """(codes [K, T], entry) for each readable entry, and "path (why)" for each skipped one."""
+                 bar: tqdm) -> tuple[list[tuple[torch.Tensor, dict[str, Any]]], SkippedFiles]:
+    """(codes [K, T], entry) for each usable entry, in order, and the skipped ones with their reasons."""
     device = next(codec.parameters()).device
-    clips, skipped = [], []
+    clips, skipped = [], SkippedFiles()
     for entry in entries:
         bar.update(1)
         try:
-            wav = read_audio(entry["path"], codec.sample_rate, codec.channels)
-        except Exception as error:  # noqa: BLE001 - any decoding failure skips the file, never the build
-            skipped.append(f"{entry['path']} ({type(error).__name__}: {error})")
+            wav = read_checked(entry["path"], codec.sample_rate, codec.channels)
+        except BadAudio as error:
+            skipped.add(entry["path"], error.reason, error.detail)
             continue
         if wav.shape[-1] < codec.hop_length:
-            skipped.append(f"{entry['path']} (shorter than one codec frame)")
+            skipped.add(entry["path"], "shorter than one codec frame")
             continue
         clips.append((codec.encode(wav[None].to(device))[0].cpu(), entry))
     return clips, skipped
 
 
-def write_shard(out_dir: Path, shard: int, clips: list[tuple[torch.Tensor, dict[str, Any]]], skipped: list[str],
+def write_shard(out_dir: Path, shard: int, clips: list[tuple[torch.Tensor, dict[str, Any]]], skipped: SkippedFiles,
                 cardinality: int) -> None:
     """Write one shard atomically: its index (.json) first, then its codes (.npy), whose presence marks it done."""
     dtype = np.int16 if cardinality <= 2**15 else np.int32
@@ -136,7 +141,8 @@ def write_shard(out_dir: Path, shard: int, clips: list[tuple[torch.Tensor, dict[
     num_codebooks = clips[0][0].shape[0] if clips else 0
     all_codes = (np.concatenate([codes.numpy().astype(dtype) for codes, _ in clips], axis=1) if clips
                  else np.zeros((num_codebooks, 0), dtype))
-    atomic_write(out_dir / f"{shard_name(shard)}.json", json.dumps({"clips": index, "skipped": skipped}).encode())
+    index_json = {"clips": index, "skipped": skipped.files, "skip_reasons": dict(skipped.reasons)}
+    atomic_write(out_dir / f"{shard_name(shard)}.json", json.dumps(index_json).encode())
     atomic_write(out_dir / f"{shard_name(shard)}.npy", lambda handle: np.save(handle, all_codes))
 
 
@@ -175,15 +181,17 @@ class TokenCache:
                              f"are missing (first {shard_name(missing[0])}); run the build again to finish it")
         self.shards: list[np.ndarray] = []
         self.clips: list[dict[str, Any]] = []
-        self.skipped: list[str] = []
+        self.skipped = SkippedFiles()
         for shard in range(self.meta["shards"]):
             self.shards.append(np.load(folder / f"{shard_name(shard)}.npy", mmap_mode="r"))
             index = json.loads((folder / f"{shard_name(shard)}.json").read_text())
             self.clips += [{**clip, "shard": shard} for clip in index["clips"]]
-            self.skipped += index["skipped"]
+            self.skipped.files += index["skipped"]
+            # a shard of an earlier build names its skipped files without counting their reasons
+            self.skipped.reasons.update(index.get("skip_reasons", {"unreadable": len(index["skipped"])}))
         if not self.clips:
-            raise ValueError(f"the token cache in {folder} holds no clips; none of its audio could be read: "
-                             + "; ".join(self.skipped[:5]))
+            raise ValueError(f"the token cache in {folder} holds no clips; none of its {len(self.skipped)} audio files "
+                             f"could be used: {self.skipped.summary()}")
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -214,7 +222,7 @@ class TokenCache:
 
 
 def warn_skipped(cache: TokenCache) -> None:
-    """One warning naming the audio files the build could not read (nothing when there were none)."""
+    """One warning counting the audio files the build skipped by reason and naming the first (nothing when none was)."""
     if cache.skipped:
-        warnings.warn(f"the token cache in {cache.folder} skipped {len(cache.skipped)} unreadable audio files: "
-                      + "; ".join(cache.skipped[:10]) + (" ..." if len(cache.skipped) > 10 else ""), stacklevel=2)
+        warnings.warn(f"the token cache in {cache.folder} skipped {len(cache.skipped)} audio files: "
+                      + cache.skipped.summary(shown=10), stacklevel=2)

@@ -1,6 +1,8 @@
 """The token cache: real audio tokenized by a real (tiny, random) codec, resume, sharing between ranks, windows."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import soundfile
@@ -41,12 +43,21 @@ def test_cache_holds_the_codecs_codes_and_names_skipped_files(codec, entries, tm
 
     readable = [entry for entry in entries if "broken" not in entry["path"]]
     assert len(cache) == len(readable)
-    assert len(cache.skipped) == 1 and "broken.wav" in cache.skipped[0]
+    assert len(cache.skipped) == 1 and "broken.wav" in cache.skipped.files[0]
     for index, entry in enumerate(readable):
         expected = codec.encode(read_audio(entry["path"], SAMPLE_RATE, 1)[None])[0]
         assert torch.equal(cache.codes(index), expected)
         assert cache.description(index) == entry["description"] and cache.clips[index]["bpm"] == entry["bpm"]
     assert np.load(tmp_path / "cache" / f"{shard_name(0)}.npy").dtype == np.int16
+
+
+def test_skipped_files_of_an_earlier_build_are_counted_as_unreadable(codec, entries, tmp_path):
+    build_token_cache(codec, entries, tmp_path / "cache", shard_size=3, progress=False)
+    index_path = tmp_path / "cache" / f"{shard_name(1)}.json"
+    index = json.loads(index_path.read_text())
+    index_path.write_text(json.dumps({"clips": index["clips"], "skipped": index["skipped"]}))  # no skip_reasons yet
+    cache = TokenCache(tmp_path / "cache")
+    assert cache.skipped.reasons == {"unreadable": 1} and "broken.wav (unreadable" in cache.skipped.files[0]
 
 
 def test_an_interrupted_build_resumes_at_the_missing_shards(codec, entries, tmp_path):
