@@ -7,21 +7,27 @@ numbers, lists, RNG states as tensors), loaded with `weights_only=True`: no pick
     path = latest_checkpoint(run_dir)          # None when there is none
     state = load_checkpoint(path)
     restore_rng_state(state["rng"])
+
+A run folder is claimed before anything is written to it: `claim_run_dir` refuses one that already holds
+a run unless the run resumes it (or is told to overwrite it), so a second run never mixes with the first.
 """
 from __future__ import annotations
 
 import os
 import random
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .distributed import DistributedEnv, seed_everything
+from .config import ConfigError
+from .distributed import DistributedEnv, barrier, seed_everything
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint_(\d{8})\.pt$")
+RUN_FILES = ("config.yaml", "log.jsonl", "model")  # beside the checkpoints, what a training run writes
 
 
 def checkpoint_path(directory: str | Path, step: int) -> Path:
@@ -120,3 +126,35 @@ def restore_rank_rng(saved: list[dict[str, Any]], env: DistributedEnv, fallback_
     seed_everything(fallback_seed, env.rank)
     for name, generator in (generators or {}).items():
         generator.set_state(saved[0]["generators"][name])
+
+
+def run_files(run_dir: str | Path) -> list[Path]:
+    """The files of a training run in `run_dir` (checkpoints, config, log, export); other files are not the run's."""
+    run_dir = Path(run_dir)
+    named = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
+    return named + [path for _, path in list_checkpoints(run_dir)]
+
+
+def claim_run_dir(run_dir: str | Path, env: DistributedEnv, *, resume: bool, overwrite: bool) -> None:
+    """Make sure a new run does not mix with one already in `run_dir`, before any process writes there.
+
+    A folder holding a run is refused (ConfigError) unless `resume` continues it or `overwrite` asks to start
+    again; then the main process deletes that run's files (not the folder's other files, such as a token cache).
+    Every process checks before any deletes, so all of them agree.
+    """
+    if resume and overwrite:
+        raise ConfigError("resume continues the run in run_dir and overwrite deletes it: give one of them")
+    found = run_files(run_dir)
+    if found and not (resume or overwrite):
+        names = ", ".join(path.name + ("/" if path.is_dir() else "") for path in found[:4])
+        more = f" and {len(found) - 4} more" if len(found) > 4 else ""
+        raise ConfigError(f"run_dir {run_dir} already holds a run ({names}{more}); pass --resume to continue it, "
+                          "--overwrite to delete it and start again, or choose another run_dir")
+    barrier()
+    if overwrite and env.is_main:
+        for path in found:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    barrier()

@@ -3,14 +3,18 @@
     config = load_config(TrainConfig, "configs/codec/tiny.yaml", ["optim.lr=1e-3", "steps=10"])
 
 Unknown keys are errors that name the key and the valid ones; values are parsed as YAML
-(`steps=10` is an int, `ratios=[8,5,4]` a list, `name=foo` a string).
+(`steps=10` is an int, `ratios=[8,5,4]` a list, `name=foo` a string). Every such mistake raises
+ConfigError, which the training commands print as one line (`exit_on_config_error`).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import sys
 import types
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,16 +23,23 @@ import yaml
 ConfigT = TypeVar("ConfigT")
 
 
+class ConfigError(ValueError):
+    """A config the user can mend: unknown key, wrong type, missing file, conflicting settings, a taken run_dir."""
+
+
 def load_config(cls: type[ConfigT], path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> ConfigT:
     """Build `cls` from a YAML file (or its defaults when path is None) plus dotted overrides."""
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        data = yaml.safe_load(path.read_text()) or {}
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
         if not isinstance(data, dict):
-            raise ValueError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
+            raise ConfigError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
     for override in overrides:
         apply_override(data, override)
     return config_from_dict(cls, data)
@@ -40,33 +51,48 @@ def parse_training_args(prog: str, description: str, example_config: str, exampl
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--config", required=True, help=f"YAML config, e.g. {example_config}")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in run_dir")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete the run already in run_dir (checkpoints, log, config, export) and start again")
     parser.add_argument("overrides", nargs="*", help=f"dotted overrides: {example_overrides}")
-    return parser.parse_intermixed_args(argv)
+    args = parser.parse_intermixed_args(argv)
+    if args.resume and args.overwrite:
+        parser.error("--resume continues the run in run_dir and --overwrite deletes it: give one of them")
+    return args
+
+
+@contextlib.contextmanager
+def exit_on_config_error(prog: str) -> Iterator[None]:
+    """Print a ConfigError as one line `prog: error: ...` and exit with status 2, as argparse does."""
+    try:
+        yield
+    except ConfigError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 def apply_override(data: dict[str, Any], override: str) -> None:
     """Set `a.b.c=value` in a nested dict, the value parsed as YAML."""
     key, sep, raw_value = override.partition("=")
     if not sep or not key:
-        raise ValueError(f"an override must look like key=value or a.b=value, got {override!r}")
+        raise ConfigError(f"an override must look like key=value or a.b=value, got {override!r}")
     *parents, leaf = key.split(".")
     node = data
     for part in parents:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ValueError(f"cannot set {key!r}: {part!r} is not a section")
+            raise ConfigError(f"cannot set {key!r}: {part!r} is not a section")
     node[leaf] = yaml.safe_load(raw_value)
 
 
 def config_from_dict(cls: type[ConfigT], data: dict[str, Any], prefix: str = "") -> ConfigT:
-    """Build a (nested) dataclass from a dict; unknown keys raise ValueError naming the valid ones."""
+    """Build a (nested) dataclass from a dict; unknown keys raise ConfigError naming the valid ones."""
     if not isinstance(data, dict):
-        raise ValueError(f"config section {prefix or '<root>'!r} must be a mapping, got {data!r}")
+        raise ConfigError(f"config section {prefix or '<root>'!r} must be a mapping, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValueError(f"unknown config key {prefix + unknown[0]!r}; valid keys here: {', '.join(sorted(fields))}")
+        raise ConfigError(f"unknown config key {prefix + unknown[0]!r}; valid keys here: {', '.join(sorted(fields))}")
     values = {}
     for name, value in data.items():
         field_type = _dataclass_in(hints[name])
@@ -87,17 +113,20 @@ def save_config(config: Any, path: str | Path) -> None:
 
 
 def _coerce_number(value: Any, hint: Any, key: str) -> Any:
-    """YAML reads `2e-4` as a string: a float field takes it as a number, an int field takes 3.0 as 3."""
+    """YAML reads `2e-4` as a string: a float field takes it as a number, an int field takes 3.0 as 3; a bool
+    field takes only true or false."""
     if hint is float and not isinstance(value, bool):
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"config key {key!r} must be a number, got {value!r}") from None
+            raise ConfigError(f"config key {key!r} must be a number, got {value!r}") from None
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"config key {key!r} must be true or false, got {value!r}")
     if hint is int:
         if isinstance(value, float) and value.is_integer():
             return int(value)
         if not isinstance(value, int):
-            raise ValueError(f"config key {key!r} must be int, got {value!r}")
+            raise ConfigError(f"config key {key!r} must be int, got {value!r}")
     return value
 
 

@@ -25,8 +25,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from .balancer import LossBalancer
-from .checkpointing import latest_checkpoint, load_checkpoint, restore_rank_rng, rng_state, save_checkpoint
-from .config import config_to_dict, load_config, parse_training_args, save_config
+from .checkpointing import (claim_run_dir, latest_checkpoint, load_checkpoint, restore_rank_rng, rng_state,
+                            save_checkpoint)
+from .config import ConfigError, config_to_dict, exit_on_config_error, load_config, parse_training_args, save_config
 from .data import SegmentDataset, StepBatchSampler, list_audio_paths, probe_audio
 from .discriminator import MultiScaleSTFTDiscriminator
 from .distributed import DistributedEnv, all_gather_object, barrier, cleanup, init_distributed, seed_everything
@@ -35,6 +36,7 @@ from .model import Codec, CodecConfig
 from .schedule import warmup_cosine
 from .train_log import JsonlLog, Progress
 
+PROGRAM = "codec-train"
 ADVERSARIAL_LOSSES = ("adversarial", "feature")
 DECODER_FIELDS = ("decoder", "istft_width", "istft_layers")  # what a decoder-only run may change
 
@@ -97,20 +99,23 @@ class TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_training_args("codec-train", __doc__.split("\n\n")[0], "configs/codec/small.yaml",
+    args = parse_training_args(PROGRAM, __doc__.split("\n\n")[0], "configs/codec/small.yaml",
                                "steps=100 data.path=/audio optim.lr=1e-3", argv)
-    config = load_config(TrainConfig, args.config, args.overrides)
+    with exit_on_config_error(PROGRAM):
+        config = load_config(TrainConfig, args.config, args.overrides)
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     env = init_distributed(None if config.device == "auto" else config.device)
     try:
-        train(config, env, resume=args.resume)
+        with exit_on_config_error(PROGRAM):
+            train(config, env, resume=args.resume, overwrite=args.overwrite)
     finally:
         cleanup()
 
 
-def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Path:
-    """Run (or continue) training; returns the export folder."""
+def train(config: TrainConfig, env: DistributedEnv, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """Run (or continue) training; returns the export folder. A run_dir that holds a run is refused unless the
+    run resumes it or overwrites it (`claim_run_dir`)."""
     run_dir = Path(config.run_dir)
     uses_adversary = any(getattr(config.loss, name) > 0 for name in ADVERSARIAL_LOSSES)
 
@@ -121,6 +126,7 @@ def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Pat
         codec.encoder.requires_grad_(False)
         codec.quantizer.requires_grad_(False)
     segment_samples = check_config(config, codec, env, uses_adversary)
+    claim_run_dir(run_dir, env, resume=resume, overwrite=overwrite)
     entries = probe_audio(list_audio_paths(config.data.path))
     dataset = SegmentDataset(entries, codec.sample_rate, codec.channels, segment_samples, seed=config.seed)
     discriminator = (MultiScaleSTFTDiscriminator(codec.channels, config.discriminator.n_ffts,
@@ -236,23 +242,23 @@ def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Pat
 def check_config(config: TrainConfig, codec: Codec, env: DistributedEnv, uses_adversary: bool) -> int:
     """Errors a run would otherwise hit only later; returns the segment length in samples."""
     if not config.data.path:
-        raise ValueError("data.path is required: a folder of audio files or a .jsonl manifest")
+        raise ConfigError("data.path is required: a folder of audio files or a .jsonl manifest")
     segment_samples = round(config.data.segment_seconds * codec.sample_rate)
     if segment_samples < codec.hop_length:
-        raise ValueError(f"data.segment_seconds={config.data.segment_seconds} gives {segment_samples} samples, "
+        raise ConfigError(f"data.segment_seconds={config.data.segment_seconds} gives {segment_samples} samples, "
                          f"shorter than one hop of the codec ({codec.hop_length} samples at {codec.sample_rate} Hz)")
     if uses_adversary and segment_samples < max(config.discriminator.n_ffts):
-        raise ValueError(f"data.segment_seconds={config.data.segment_seconds} gives {segment_samples} samples, fewer "
+        raise ConfigError(f"data.segment_seconds={config.data.segment_seconds} gives {segment_samples} samples, fewer "
                          f"than the discriminator's largest n_fft ({max(config.discriminator.n_ffts)})")
     if config.data.batch_size < 1:
-        raise ValueError(f"data.batch_size must be at least 1, got {config.data.batch_size}")
+        raise ConfigError(f"data.batch_size must be at least 1, got {config.data.batch_size}")
     if config.data.batch_size % env.world_size != 0:
-        raise ValueError(f"data.batch_size={config.data.batch_size} must be a multiple of the "
+        raise ConfigError(f"data.batch_size={config.data.batch_size} must be a multiple of the "
                          f"number of processes ({env.world_size})")
     if config.train_decoder_only and not config.init_from:
-        raise ValueError("train_decoder_only=true needs init_from: a trained codec whose encoder and codebooks stay as they are")
+        raise ConfigError("train_decoder_only=true needs init_from: a trained codec whose encoder and codebooks stay as they are")
     if config.steps < 1 or config.checkpoint_every < 1:
-        raise ValueError(f"steps and checkpoint_every must be >= 1, got {config.steps} and {config.checkpoint_every}")
+        raise ConfigError(f"steps and checkpoint_every must be >= 1, got {config.steps} and {config.checkpoint_every}")
     return segment_samples
 
 

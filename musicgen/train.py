@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from codec.checkpointing import latest_checkpoint, load_checkpoint, restore_rank_rng
-from codec.config import load_config, parse_training_args, save_config
+from codec.checkpointing import claim_run_dir, latest_checkpoint, load_checkpoint, restore_rank_rng
+from codec.config import ConfigError, exit_on_config_error, load_config, parse_training_args, save_config
 from codec.data import StepBatchSampler
 from codec.distributed import DistributedEnv, all_reduce_sum, cleanup, init_distributed, seed_everything
 from codec.schedule import warmup_cosine
@@ -34,6 +34,8 @@ from .loss import codebook_cross_entropy, inputs_and_targets
 from .train_data import CaptionedSegments
 from .train_setup import (ConditionedLM, check_data, export_model, gradient_sync, load_model, load_training_state,
                           prepare_caches, wrap_model, write_checkpoint)
+
+PROGRAM = "musicgen-train"
 
 
 @dataclass
@@ -89,20 +91,24 @@ class NonFiniteLossError(RuntimeError):
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_training_args("musicgen-train", __doc__.split("\n\n")[0], "configs/lm/small.yaml",
+    args = parse_training_args(PROGRAM, __doc__.split("\n\n")[0], "configs/lm/small.yaml",
                                "steps=100 data.manifest=train.jsonl optim.lr=1e-3", argv)
-    config = load_config(TrainConfig, args.config, args.overrides)
+    with exit_on_config_error(PROGRAM):
+        config = load_config(TrainConfig, args.config, args.overrides)
     env = init_distributed(None if config.device == "auto" else config.device)
     try:
-        train(config, env, resume=args.resume)
+        with exit_on_config_error(PROGRAM):
+            train(config, env, resume=args.resume, overwrite=args.overwrite)
     finally:
         cleanup()
 
 
-def train(config: TrainConfig, env: DistributedEnv, resume: bool = False) -> Path:
-    """Run (or continue) training; returns the export folder."""
+def train(config: TrainConfig, env: DistributedEnv, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """Run (or continue) training; returns the export folder. A run_dir that holds a run is refused unless the
+    run resumes it or overwrites it (`claim_run_dir`)."""
     run_dir = Path(config.run_dir)
     micro_batch = check_config(config, env)
+    claim_run_dir(run_dir, env, resume=resume, overwrite=overwrite)
 
     # Model and data, checked against each other before any step runs.
     seed_everything(config.seed)
@@ -207,25 +213,25 @@ def check_config(config: TrainConfig, env: DistributedEnv) -> int:
     from_scratch = [name for name in ("codec", "text_encoder", "model") if getattr(config, name)]
     conflicting = [name for name in from_scratch if name != "codec"]  # init_from takes a codec to move onto
     if config.init_from and conflicting:
-        raise ValueError(f"give either init_from (fine-tuning, optionally onto another codec) or codec, text_encoder and "
+        raise ConfigError(f"give either init_from (fine-tuning, optionally onto another codec) or codec, text_encoder and "
                          f"model (from scratch), not both: init_from={config.init_from!r} and {', '.join(conflicting)} are set")
     if not config.init_from and len(from_scratch) < 3:
         missing = sorted({"codec", "text_encoder", "model"} - set(from_scratch))
-        raise ValueError(f"a model from scratch needs codec, text_encoder and model; missing {', '.join(missing)} "
+        raise ConfigError(f"a model from scratch needs codec, text_encoder and model; missing {', '.join(missing)} "
                          "(or give init_from, a MusicGen checkpoint folder, to fine-tune)")
     if config.add_beat_clock and not config.init_from:
-        raise ValueError("add_beat_clock gives a fine-tuned (init_from) LM a beat clock; "
+        raise ConfigError("add_beat_clock gives a fine-tuned (init_from) LM a beat clock; "
                          "a model from scratch sets model.lm.beat_clock: true instead")
     if config.steps < 1 or config.checkpoint_every < 1 or config.eval_every < 0 or config.eval_items < 1:
-        raise ValueError(f"expected steps, checkpoint_every, eval_items >= 1 and eval_every >= 0, got {config.steps}, "
+        raise ConfigError(f"expected steps, checkpoint_every, eval_items >= 1 and eval_every >= 0, got {config.steps}, "
                          f"{config.checkpoint_every}, {config.eval_items} and {config.eval_every}")
     batch = config.data.batch_size
     if batch < 1 or batch % env.world_size:
-        raise ValueError(f"data.batch_size={batch} must be a positive multiple of the number of processes ({env.world_size})")
+        raise ConfigError(f"data.batch_size={batch} must be a positive multiple of the number of processes ({env.world_size})")
     per_rank = batch // env.world_size
     micro_batch = config.data.micro_batch_size or per_rank
     if micro_batch < 1 or per_rank % micro_batch:
-        raise ValueError(f"data.micro_batch_size={micro_batch} must divide the batch of each process "
+        raise ConfigError(f"data.micro_batch_size={micro_batch} must divide the batch of each process "
                          f"({batch} / {env.world_size} processes = {per_rank})")
     return micro_batch
 

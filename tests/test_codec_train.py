@@ -35,9 +35,6 @@ def test_a_tiny_codec_overfits_a_short_clip(tmp_path):
 @pytest.mark.parametrize(("setup", "overrides", "message"), [
     ("empty", [], "no audio files found under"),
     ("unreadable", [], "none of the 2 audio files could be read"),
-    ("good", ["optim.momentum=0.9"], "unknown config key 'optim.momentum'"),
-    ("good", ["data.segment_seconds=0.0005"], r"gives 4 samples, shorter than one hop of the codec \(8 samples"),
-    ("good", ["data.batch_size=0"], "data.batch_size must be at least 1"),
 ])
 def test_bad_input_fails_before_training(tmp_path, setup, overrides, message):
     audio = tmp_path / "audio"
@@ -50,6 +47,22 @@ def test_bad_input_fails_before_training(tmp_path, setup, overrides, message):
     run_dir = tmp_path / "run"
     with pytest.raises(ValueError, match=message):
         main(["--config", TINY, f"data.path={audio}", f"run_dir={run_dir}", *overrides])
+    assert not run_dir.exists()
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["optim.momentum=0.9"], "unknown config key 'optim.momentum'"),
+    (["data.segment_seconds=0.0005"], "gives 4 samples, shorter than one hop of the codec (8 samples"),
+    (["data.batch_size=0"], "data.batch_size must be at least 1"),
+])
+def test_bad_config_fails_before_training_in_one_line(tmp_path, capsys, overrides, message):
+    write_tones(tmp_path / "audio", count=1)
+    run_dir = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", TINY, f"data.path={tmp_path / 'audio'}", f"run_dir={run_dir}", *overrides])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("codec-train: error: ") and message in error and error.count("\n") == 1
     assert not run_dir.exists()
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from codec.config import load_config, save_config
+from codec.config import ConfigError, load_config, save_config
 from codec.train import TrainConfig as CodecTrainConfig
 from musicgen.train import TrainConfig as LMTrainConfig
 
@@ -45,7 +45,7 @@ def test_unknown_key_names_it_and_the_valid_ones(tmp_path):
         load_config(Train, None, ["steps=ten"])
     with pytest.raises(ValueError, match="key=value"):
         load_config(Train, None, ["steps"])
-    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+    with pytest.raises(ConfigError, match="config file not found: .*missing.yaml"):
         load_config(Train, tmp_path / "missing.yaml")
 
 
