@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 from torch.nn.utils import parametrize
@@ -217,18 +217,22 @@ def is_decoder_weight_norm_half(name: str) -> bool:
 def read_weights(path: str | Path, copy: Callable[[str], bool] = lambda name: False) -> dict[str, torch.Tensor]:
     """The tensors of a safetensors file, memory-mapped (as transformers loads them): a page of the file
     joins the process's memory when it is first read, so weights that are never used (an encoder while
-    generating, the unused rows of an embedding) cost nothing.
+    generating, the unused rows of an embedding) cost nothing. A truncated or corrupt file is a ValueError
+    naming it.
 
     A page once read stays resident for as long as any tensor of the mapping lives, so the tensors for which
     `copy(name)` holds, those that inference replaces by new ones (weights packed for the CPU, weight-norm
     halves folded), are read into memory of their own instead, through a second mapping that is gone at
     once: the replacement then frees them.
     """
-    with safe_open(str(path), framework="pt") as file:
-        names = list(file.keys())
-        state_dict = {name: file.get_tensor(name) for name in names if not copy(name)}
-    with safe_open(str(path), framework="pt") as file:
-        state_dict.update({name: file.get_tensor(name).clone() for name in names if copy(name)})
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            names = list(file.keys())
+            state_dict = {name: file.get_tensor(name) for name in names if not copy(name)}
+        with safe_open(str(path), framework="pt") as file:
+            state_dict.update({name: file.get_tensor(name).clone() for name in names if copy(name)})
+    except SafetensorError as error:
+        raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {error}") from None
     return state_dict
 
 

@@ -19,22 +19,50 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-BPM_IN_TEXT = re.compile(r"(\d+(?:\.\d+)?)\s*(?:bpm|beats per minute)\b", re.IGNORECASE)
+NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?"
+TEMPO_IN_TEXT = re.compile(  # "140 BPM", "140bpm", "140-bpm", "140 beats per minute"; "BPM 140", "bpm: 140", "tempo 140"
+    rf"(?<![\w.])(?P<before>{NUMBER})\s*-?\s*(?:bpm|beats\s+(?:per|a)\s+minute)\b"
+    rf"|\b(?:bpm|tempo)\s*(?:[:=]|of|is|at)?\s*(?P<after>{NUMBER})(?![\w.])",
+    re.IGNORECASE)
+BPM_RANGE = (20.0, 400.0)
 BEATS_PER_BAR = 4
 HARMONICS = 8  # of the bar: 1 (bar), 2 (half bar), 4 (beat), 8 (half beat), ...
 FEATURES = 2 * HARMONICS
 
 
-def stated_bpm(prompt: str) -> float | None:
-    """The tempo a prompt states ("120 BPM", "at 96.5 bpm", "90 beats per minute"), None if none or not positive."""
-    match = BPM_IN_TEXT.search(prompt)
-    bpm = float(match.group(1)) if match else 0.0
-    return bpm if bpm > 0 else None
+def stated_bpm(prompt: str, *, strict: bool = True) -> float | None:
+    """The tempo a prompt states ("120 BPM", "96.5 bpm", "BPM: 90", "tempo 140", "90 beats per minute"), None if none.
+
+    A tempo that is not finite or outside BPM_RANGE, or two different tempi, are a ValueError naming the prompt;
+    with strict=False (training captions, where word dropout can leave "BPM 2 guitars") they count as no tempo.
+    """
+    try:
+        return _stated_bpm(prompt)
+    except ValueError:
+        if strict:
+            raise
+        return None
 
 
-def beats_per_frame(prompts: Sequence[str], frame_rate: float) -> torch.Tensor:
-    """prompts (B strings) -> [B] float32: the beats each codec frame lasts at the stated tempo, 0 where none is stated."""
-    return torch.tensor([(stated_bpm(prompt) or 0.0) / 60.0 / frame_rate for prompt in prompts], dtype=torch.float32)
+def _stated_bpm(prompt: str) -> float | None:
+    stated = {float(match.group("before") or match.group("after")) for match in TEMPO_IN_TEXT.finditer(prompt)}
+    if len(stated) > 1:
+        raise ValueError(f"the prompt {prompt!r} states {len(stated)} tempi ({', '.join(f'{bpm:g}' for bpm in sorted(stated))} "
+                         "BPM); state one")
+    if not stated:
+        return None
+    (bpm,) = stated
+    low, high = BPM_RANGE
+    if not (math.isfinite(bpm) and low <= bpm <= high):
+        raise ValueError(f"the prompt {prompt!r} states a tempo of {bpm:g} BPM; expected {low:g} to {high:g} BPM")
+    return bpm
+
+
+def beats_per_frame(prompts: Sequence[str], frame_rate: float, *, strict: bool = True) -> torch.Tensor:
+    """prompts (B strings) -> [B] float32: the beats each codec frame lasts at the stated tempo, 0 where none is stated
+    (`stated_bpm`: strict=True raises for a tempo out of range)."""
+    return torch.tensor([(stated_bpm(prompt, strict=strict) or 0.0) / 60.0 / frame_rate for prompt in prompts],
+                        dtype=torch.float32)
 
 
 def beat_clock(beats_per_frame: torch.Tensor, first_frame: torch.Tensor | int = 0) -> torch.Tensor:

@@ -3,14 +3,15 @@
     prompts ─► tokenizer (padded) ─► T5 encoder ─► condition [B, L, D_t5], mask [B, L]
 
 The projection to the LM width lives in the LM (`LM.condition_projection`), so a condition can be
-computed once and reused. An empty prompt means "no condition": its mask row is all False, which
-makes the LM see zeros, exactly like the null condition of classifier-free guidance.
+computed once and reused. An empty prompt (or one of only spaces) means "no condition": its mask row is
+all False, which makes the LM see zeros, exactly like the null condition of classifier-free guidance.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5EncoderModel
 
@@ -36,7 +37,11 @@ class TextConditioner(nn.Module):
         path = Path(path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path} must hold a T5 encoder saved by transformers (config.json, model.safetensors, tokenizer files)")
-        encoder = T5EncoderModel.from_pretrained(path, local_files_only=True)
+        try:
+            encoder = T5EncoderModel.from_pretrained(path, local_files_only=True)
+        except SafetensorError as error:
+            raise ValueError(f"{path}: the text encoder's weights are not a readable safetensors file "
+                             f"(truncated or corrupt?): {error}") from None
         return cls(encoder, AutoTokenizer.from_pretrained(path, local_files_only=True))
 
     def save_pretrained(self, path: str | Path) -> None:
@@ -55,6 +60,7 @@ class TextConditioner(nn.Module):
     def forward(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """prompts (B strings) -> condition [B, L, D_t5] float, mask [B, L] bool (False: padding or empty prompt)."""
         check_prompts(prompts)
+        prompts = [prompt if prompt.strip() else "" for prompt in prompts]  # only spaces: no condition either
         device = self.encoder.device
         tokens = self.tokenizer(prompts, padding=True, return_tensors="pt").to(device)
         with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):

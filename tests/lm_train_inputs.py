@@ -23,10 +23,11 @@ ONE_PROCESS = DistributedEnv(rank=0, local_rank=0, world_size=1, device=torch.de
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "musicgen.train"]
 
 
-def make_sources(folder: Path) -> tuple[Path, Path]:
-    """A random tiny codec (8 kHz, hop 8: 1000 frames/s, K=3 codebooks of 16 codes) and a T5 encoder of width 32."""
+def make_sources(folder: Path, ratios: list[int] = (4, 2)) -> tuple[Path, Path]:
+    """A random tiny codec (8 kHz, hop 8 by default: 1000 frames/s, K=3 codebooks of 16 codes) and a T5 encoder of
+    width 32."""
     torch.manual_seed(0)
-    codec = Codec(CodecConfig(sample_rate=8000, dimension=8, n_filters=2, ratios=[4, 2], lstm_layers=0,
+    codec = Codec(CodecConfig(sample_rate=8000, dimension=8, n_filters=2, ratios=list(ratios), lstm_layers=0,
                               n_q=NUM_CODEBOOKS, bins=CARD, kmeans_iters=0))
     codec.save_pretrained(folder / "codec")
     build_text_encoder(CAPTIONS * 4, folder / "text_encoder", vocab_size=64, d_model=TEXT_WIDTH, layers=1, heads=2,

@@ -2,6 +2,7 @@
 that learns to put its hits on the beat of the stated tempo only with it, across long-form windows too."""
 from __future__ import annotations
 
+import re
 from functools import partial
 
 import pytest
@@ -16,15 +17,30 @@ from musicgen.long_form import default_stride, generate_in_windows, plan_windows
 from musicgen.lm import LM, LMConfig
 from musicgen.token_cache import write_token_cache
 
-FRAME_RATE = 1000.0  # the tiny codec of lm_train_inputs: a beat of 3 frames is 20000 BPM
+FRAME_RATE = 20.0  # a tiny codec of hop 400 at 8 kHz: a beat of 3 frames is 400 BPM
 
 
 @pytest.mark.parametrize("prompt, bpm", [("an upbeat piano tune at 140 BPM in A major", 140.0),
                                          ("organ, 90 bpm, F# minor", 90.0), ("at 96.5 beats per minute", 96.5),
                                          ("drums 120bpm", 120.0), ("slow sad strings in D minor", None),
-                                         ("0 BPM", None), ("", None), ("140 bpms of fun", None)])
+                                         ("", None), ("140 bpms of fun", None), ("140 BPM", 140.0),
+                                         ("140bpm", 140.0), ("BPM 140", 140.0), ("bpm: 140", 140.0),
+                                         ("140-bpm", 140.0), ("tempo 140", 140.0), ("140 beats per minute", 140.0),
+                                         ("rock, tempo: 96, 96 bpm", 96.0), ("track 5 in mp3, 120 BPM", 120.0)])
 def test_stated_bpm(prompt, bpm):
     assert stated_bpm(prompt) == bpm
+
+
+@pytest.mark.parametrize("prompt, message", [("1e3 bpm", "1000 BPM; expected 20 to 400"),
+                                             ("-120 bpm", "-120 BPM; expected 20 to 400"),
+                                             ("1" * 40 + " bpm", r"1\.11111e\+39 BPM; expected 20 to 400"),
+                                             ("1e999 BPM", "inf BPM"), ("0 BPM", "0 BPM; expected"),
+                                             ("tempo 12", "12 BPM; expected"),
+                                             ("120 bpm, or tempo 90", r"states 2 tempi \(90, 120 BPM\)")])
+def test_a_stated_tempo_out_of_range_or_twice_is_an_error_naming_the_prompt(prompt, message):
+    with pytest.raises(ValueError, match=f"the prompt {re.escape(repr(prompt))} .*{message}"):
+        stated_bpm(prompt)
+    assert stated_bpm(prompt, strict=False) is None  # a training caption mangled by word dropout: no tempo
 
 
 def test_clock_features_follow_the_bar_and_start_where_the_window_does():
@@ -60,7 +76,7 @@ def test_a_new_beat_clock_changes_nothing_and_a_clock_less_row_stays_so():
         lm(sequence, condition, mask, clock[:1])
 
 
-PERIODS = {"drums at 20000 BPM": 3, "drums at 15000 BPM": 4}  # frames a beat at 1000 frames/s
+PERIODS = {"drums at 400 BPM": 3, "drums at 300 BPM": 4}  # frames a beat at 20 frames/s
 
 
 def beat_grid(period: int, frames: int) -> torch.Tensor:
@@ -70,11 +86,11 @@ def beat_grid(period: int, frames: int) -> torch.Tensor:
 
 def test_a_tiny_lm_puts_its_hits_on_the_stated_beat_only_with_a_clock(tmp_path):
     # Windows cropped anywhere in clips of a steady beat: where the first hit falls is known only from the clock.
-    sources = make_sources(tmp_path / "sources")
+    sources = make_sources(tmp_path / "sources", ratios=[8, 5, 5, 2])
     clips = [(beat_grid(period, 120), {"description": caption}) for caption, period in PERIODS.items()]
     write_token_cache(tmp_path / "tokens" / "train", clips, CARD, frame_rate=FRAME_RATE)
-    config = train_config(sources, tmp_path / "plain", tmp_path / "tokens", frames=45, steps=120, checkpoint_every=120,
-                          optim={"lr": 3e-3})
+    config = train_config(sources, tmp_path / "plain", tmp_path / "tokens", steps=120, checkpoint_every=120,
+                          optim={"lr": 3e-3}, data={"segment_seconds": 45 / FRAME_RATE})
     config["model"]["lm"]["max_positions"] = 48
     plain = train_in_process(config)
     tuned = {**config, "run_dir": str(tmp_path / "clock"), "init_from": str(plain), "add_beat_clock": True}
