@@ -37,7 +37,7 @@ from patterns import get_provider
 from . import hf
 from .beat_clock import beats_per_frame
 from .conditioners import TextConditioner, check_prompts
-from .generate import Sampling, is_number
+from .generate import Sampling, is_number, row_generators
 from .fast_linear import can_pack
 from .lm import LM, LMConfig, replaced_for_inference
 from .long_form import default_stride, generate_in_windows, plan_windows
@@ -46,6 +46,7 @@ CONFIG_FILE = "config.yaml"
 LM_WEIGHTS = "lm.safetensors"
 CODEC_DIR = "codec"
 TEXT_ENCODER_DIR = "text_encoder"
+
 
 def _default_checkpoint() -> Path:
     """checkpoints/default: package data of `musicgen_checkpoints` (the repo's checkpoints/ folder, shipped by a wheel,
@@ -199,29 +200,35 @@ class MusicGen:
 
     def generate(self, prompts: list[str], duration: float | None = None, *, use_sampling: bool | None = None,
                  top_k: int | None = None, top_p: float | None = None, temperature: float | None = None,
-                 cfg_coef: float | None = None, seed: int | None = None, stride: float | None = None,
-                 return_codes: bool = False, progress: bool | Callable[[int, int], None] = False
-                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                 cfg_coef: float | None = None, seed: int | None = None, first_row: int = 0,
+                 stride: float | None = None, return_codes: bool = False,
+                 progress: bool | Callable[[int, int], None] = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Audio for each prompt: wav [B, C, frames * hop] float32 (and codes [B, K, frames] with return_codes).
 
         An empty prompt is unconditional. Arguments left None take `config.generation`'s values.
+        seed (an integer >= 0): sampling draws prompt i's tokens from its own random stream, seeded from
+        (seed, first_row + i), so a prompt's music depends on the seed and its row only, never on the other
+        prompts of the call; first_row (default 0) is the row of this call's first prompt in a longer list
+        generated in several calls (musicgen-generate passes each batch's place in its prompt list), so that
+        any batch size gives the same music. seed None: torch's global RNG, one stream for the whole batch.
         A duration over `max_duration` is made in windows of `max_duration` seconds, each starting `stride`
         seconds after the one before (default: 18/30 of a window, as audiocraft's 18 s in 30 s).
         progress: True for a progress bar, or a callback(step, total) called after every step.
         """
         return self._generate(prompts, duration, None, 0.0, use_sampling, top_k, top_p, temperature, cfg_coef, seed,
-                              stride, return_codes, progress)
+                              first_row, stride, return_codes, progress)
 
     def generate_continuation(self, prompt_wav: torch.Tensor, prompt_sample_rate: int, prompts: list[str] | None = None,
                               duration: float | None = None, *, use_sampling: bool | None = None, top_k: int | None = None,
                               top_p: float | None = None, temperature: float | None = None, cfg_coef: float | None = None,
-                              seed: int | None = None, stride: float | None = None, return_codes: bool = False,
-                              progress: bool | Callable[[int, int], None] = False, downbeat: float = 0.0
-                              ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                              seed: int | None = None, first_row: int = 0, stride: float | None = None,
+                              return_codes: bool = False, progress: bool | Callable[[int, int], None] = False,
+                              downbeat: float = 0.0) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Continue prompt_wav [B, C, N] (or [C, N]) to `duration` seconds in all; the output starts with the prompt's frames.
 
         prompts: one text per clip, or None for unconditional continuation. A prompt longer than a window
         stays whole in the output; the generation is prompted with its last frames (see `generate`).
+        seed and first_row: as for `generate`, clip i is row first_row + i.
         downbeat: the time (seconds into prompt_wav) at which a bar starts, for an LM with a beat clock
         (musicgen/beat_clock.py) and a prompt that states its BPM; by default the audio starts on a bar.
         """
@@ -229,17 +236,17 @@ class MusicGen:
         prompt_seconds = prompt_audio.shape[-1] / self.sample_rate
         if not is_number(downbeat) or not 0 <= downbeat < prompt_seconds:
             raise ValueError(f"downbeat must be a time within the audio prompt, 0 to {prompt_seconds:.3f} s; got {downbeat}")
-        prompt_codes = self.codec.encode(prompt_audio)
+        prompt_codes = _one_clip_at_a_time(self.codec.encode, prompt_audio)
         if prompts is None:
             prompts = [""] * prompt_codes.shape[0]
         check_prompts(prompts)
         if len(prompts) != prompt_codes.shape[0]:
             raise ValueError(f"got {len(prompts)} prompts for {prompt_codes.shape[0]} audio prompts; expected one each")
         return self._generate(prompts, duration, prompt_codes, downbeat * self.frame_rate, use_sampling, top_k, top_p,
-                              temperature, cfg_coef, seed, stride, return_codes, progress)
+                              temperature, cfg_coef, seed, first_row, stride, return_codes, progress)
 
     def _generate(self, prompts, duration, prompt_codes, downbeat_frame, use_sampling, top_k, top_p, temperature, cfg_coef,
-                  seed, stride, return_codes, progress):
+                  seed, first_row, stride, return_codes, progress):
         check_prompts(prompts)
         defaults = self.config.generation
         sampling = Sampling(
@@ -249,20 +256,29 @@ class MusicGen:
             top_p=defaults.top_p if top_p is None else top_p,
             cfg_coef=defaults.cfg_coef if cfg_coef is None else cfg_coef,
         )
+        generators = self._generators(seed, first_row, len(prompts))
         frames = self._frames(defaults.duration if duration is None else duration)
         prompt_frames = 0 if prompt_codes is None else prompt_codes.shape[-1]
         if prompt_frames >= frames:
             raise ValueError(f"duration ({frames} frames) must be longer than the audio prompt ({prompt_frames} frames)")
         windows = plan_windows(prompt_frames, frames, self.max_frames, self._stride_frames(stride))
+        tempo = beats_per_frame(prompts, self.frame_rate).to(self.device)  # checks every stated tempo, clock or not
         condition, mask = self.conditioner(prompts)
-        tempo = beats_per_frame(prompts, self.frame_rate).to(self.device) if self.lm.config.beat_clock else None
         self._prepare_for_inference()
         codes = generate_in_windows(self.lm, self.pattern_provider, condition.to(self.device), mask.to(self.device),
-                                    sampling, windows, prompt=prompt_codes, generator=self._generator(seed),
-                                    progress=_progress_callback(progress), beats_per_frame=tempo,
+                                    sampling, windows, prompt=prompt_codes, generators=generators,
+                                    progress=_progress_callback(progress),
+                                    beats_per_frame=tempo if self.lm.config.beat_clock else None,
                                     downbeat_frame=downbeat_frame)
-        wav = self.codec.decode(codes)
+        wav = _one_clip_at_a_time(self.codec.decode, codes)
         return (wav, codes) if return_codes else wav
+
+    def check_lengths(self, duration: float | None = None, stride: float | None = None) -> None:
+        """Raise ValueError for a duration (not positive, shorter than one frame) or a long-form stride (under a
+        frame, not shorter than a window) that this model cannot take, before anything is generated; None is the
+        default."""
+        self._frames(self.config.generation.duration if duration is None else duration)
+        self._stride_frames(stride)
 
     def _prepare_for_inference(self) -> None:
         """Fold the codec decoder's weight norm, and on the CPU lay the LM's float32 weights out for oneDNN's matmul
@@ -297,12 +313,18 @@ class MusicGen:
                              f"({self.max_duration:.2f} s), got {stride!r}")
         return frames
 
-    def _generator(self, seed: int | None) -> torch.Generator | None:
+    def _generators(self, seed: int | None, first_row: int, rows: int) -> list[torch.Generator] | None:
+        """One generator per prompt of a call, prompt i's seeded from (seed, first_row + i); None (torch's global
+        RNG) without a seed."""
+        if not _is_count(first_row):
+            raise ValueError(f"first_row must be an integer >= 0, got {first_row!r}")
         if seed is None:
+            if first_row:
+                raise ValueError(f"first_row={first_row} places the prompts in a seeded request; give a seed too")
             return None
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise ValueError(f"seed must be an integer or None, got {seed!r}")
-        return torch.Generator(device=self.device).manual_seed(seed)
+        if not _is_count(seed):
+            raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
+        return row_generators(seed, range(first_row, first_row + rows), self.device)
 
     def _prompt_audio(self, wav: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """wav [B, C, N] or [C, N] at sample_rate -> [B, codec.channels, N'] at the codec's rate, on the device."""
@@ -314,6 +336,17 @@ class MusicGen:
         clips = [mix_channels(resample(clip.detach().float().cpu(), sample_rate, self.sample_rate), self.codec.channels)
                  for clip in clips]
         return torch.stack(clips).to(self.device)
+
+
+def _one_clip_at_a_time(codec_call: Callable[[torch.Tensor], torch.Tensor], clips: torch.Tensor) -> torch.Tensor:
+    """codec_call (encode [B, C, N] -> [B, K, T], or decode back) run on each clip alone: batched convolutions
+    round differently from one batch size to another, and a clip's codes and audio must not depend on its batch."""
+    return torch.cat([codec_call(clip[None]) for clip in clips])
+
+
+def _is_count(value) -> bool:
+    """An int >= 0, not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _return_freed_memory() -> None:

@@ -2,7 +2,9 @@
 
 Prints one JSON line per written file on stdout: {"path", "prompt", "seconds", "sample_rate", "seed"}.
 Exit status: 0 on success, 2 on bad arguments, 1 on a runtime failure (reported in one line on stderr).
-Batch i (from 0) is generated with seed + i; a file's audio depends on the prompts it was batched with.
+Prompt i of the list (from 0) samples from its own random stream, seeded from (seed, i): a file's audio
+depends on the seed and its prompt's place in the list only, never on --batch-size or the prompts batched
+with it; every line reports the one seed, and the same list with that seed gives the same files.
 torch and the model are imported only once the arguments are checked, so bad arguments fail at once.
 """
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import secrets
 import sys
@@ -29,6 +32,10 @@ EXAMPLES = """examples:
 
 class UserError(Exception):
     """A failure the user can mend (missing model, unreadable audio, ...): one line on stderr, exit status 1."""
+
+
+class BadArgument(UserError):
+    """An argument the model turns out not to take (a stride longer than its window, ...): exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="folder for files named after the prompts (default .)")
     add("--format", choices=FORMATS, help="file format with --out-dir (default wav)")
     add("--force", action="store_true", help="overwrite existing files")
-    add("--seed", type=_non_negative_int, metavar="N", help="random seed (default: a random one, printed)")
+    add("--seed", type=_non_negative_int, metavar="N",
+        help="random seed; prompt i of the list samples from (seed, i) at any --batch-size (default: random, printed)")
     add("--top-k", type=_non_negative_int, metavar="K", help="sample from the k likeliest tokens (0: all)")
     add("--top-p", type=_probability, metavar="P", help="sample from the fewest tokens of this mass (0: off)")
     add("--temperature", type=_non_negative_float, metavar="T", help="sampling temperature (0: greedy)")
@@ -133,6 +141,27 @@ def file_name(prompt: str) -> str:
     return name[:NAME_LENGTH].rstrip("-")
 
 
+def check_outputs(paths: list[Path], parser: argparse.ArgumentParser) -> None:
+    """Before anything is generated: every output's folder is a folder we may write in, or can be made in one."""
+    for folder in sorted({path.parent for path in paths}):
+        existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
+        if not existing.is_dir():
+            parser.error(f"cannot write into {folder}: {existing} is a file, not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            parser.error(f"cannot write into {folder}: {existing} is not writable")
+
+
+def check_tempi(prompts: list[str], parser: argparse.ArgumentParser) -> None:
+    """A tempo a prompt states must be one, and musical (musicgen/beat_clock.py), before the model loads."""
+    from .beat_clock import stated_bpm
+
+    for prompt in prompts:
+        try:
+            stated_bpm(prompt)
+        except ValueError as error:
+            parser.error(str(error))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -140,11 +169,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--downbeat places the bars of a --continue-from recording; give --continue-from")
     prompts = read_prompts(args, parser)
     paths = output_paths(args, prompts, parser)
+    check_outputs(paths, parser)
+    if args.continue_from is not None and not args.continue_from.is_file():
+        parser.error(f"no such file: {args.continue_from}" if not args.continue_from.exists()
+                     else f"--continue-from must be an audio file, got the folder {args.continue_from}")
+    check_tempi(prompts, parser)
     try:
         return generate_files(args, prompts, paths)
     except UserError as error:
         print(f"{PROGRAM}: error: {error}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(error, BadArgument) else 1
     except KeyboardInterrupt:
         print(f"{PROGRAM}: interrupted; the files already written are kept", file=sys.stderr)
         return 130
@@ -158,6 +192,10 @@ def generate_files(args: argparse.Namespace, prompts: list[str], paths: list[Pat
         raise UserError(f"{existing[0]} exists{more}; pass --force to overwrite")
     recording = _read_recording(args.continue_from) if args.continue_from is not None else None
     model = _load_model(args)
+    try:
+        model.check_lengths(args.duration, args.stride)
+    except ValueError as error:
+        raise BadArgument(str(error)) from error
     if recording is not None:
         _check_continuation_fits(recording, args.duration or model.config.generation.duration, args.downbeat)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
@@ -167,7 +205,7 @@ def generate_files(args: argparse.Namespace, prompts: list[str], paths: list[Pat
         batch = range(start, min(start + args.batch_size, len(prompts)))
         try:
             _generate_batch(model, args, [prompts[index] for index in batch], [paths[index] for index in batch],
-                            recording, seed + number, written)
+                            recording, seed, written, first_row=start)
         except Exception as error:
             message = (f"batch {number + 1}/{len(starts)} (prompts {start + 1}-{batch.stop} of {len(prompts)}, "
                        f"from {prompts[start]!r}) failed: {error}; kept the files written so far: {len(written)}")
@@ -179,11 +217,12 @@ def generate_files(args: argparse.Namespace, prompts: list[str], paths: list[Pat
 
 
 def _generate_batch(model, args: argparse.Namespace, prompts: list[str], paths: list[Path], recording, seed: int,
-                    written: list[Path]) -> None:
-    """Generate one batch, write its files, print their JSON lines, and append each written path to `written`."""
+                    written: list[Path], *, first_row: int) -> None:
+    """Generate one batch, prompts first_row, first_row + 1, ... of the list, write its files, print their JSON lines,
+    and append each written path to `written`."""
     options = dict(duration=args.duration, stride=args.stride, top_k=args.top_k, top_p=args.top_p,
-                   temperature=args.temperature, cfg_coef=args.cfg, seed=seed, progress=not args.quiet,
-                   use_sampling=False if args.greedy else None)
+                   temperature=args.temperature, cfg_coef=args.cfg, seed=seed, first_row=first_row,
+                   progress=not args.quiet, use_sampling=False if args.greedy else None)
     if recording is None:
         wavs = model.generate(prompts, **options)
     else:

@@ -56,7 +56,8 @@ def judge_generations(model: MusicGen, classifier: InstrumentClassifier, count: 
     rows = []
     for start in range(0, count, batch_size):
         batch = prompts[start:start + batch_size]
-        wav = model.generate([caption for caption, _ in batch], duration=duration, seed=seed + start, progress=False)
+        wav = model.generate([caption for caption, _ in batch], duration=duration, seed=seed, first_row=start,
+                             progress=False)
         judged = judge(wav.mean(dim=1), [spec for _, spec in batch], model.sample_rate, classifier)
         rows += [{"prompt": caption, **row} for (caption, _), row in zip(batch, judged)]
     return rows

@@ -7,13 +7,18 @@ keeps a sampled token only where the step holds a frame still to generate; promp
 slots (the special token) come from the sequence built from the prompt. With guidance the batch
 runs twice, conditioned rows first and null-conditioned rows after, and each step's logits are
 `uncond + (cond - uncond) * cfg_coef`.
+
+Sampling reads K uniforms a step for each row, drawn before the loop from that row's own generator
+(`row_generators`: row r of a request seeded from (seed, r)), so that a row's tokens do not depend on the
+rows batched with it; greedy decoding reads none.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from patterns import Pattern
@@ -59,8 +64,9 @@ def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def sample_tokens(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None) -> torch.Tensor:
-    """logits [B, K, card] -> tokens [B, K] int64: greedy, or temperature + top-k, then top-p, then a draw."""
+def sample_tokens(logits: torch.Tensor, sampling: Sampling, uniforms: torch.Tensor | None) -> torch.Tensor:
+    """logits [B, K, card] -> tokens [B, K] int64: greedy, or temperature + top-k, then top-p, then a draw
+    by inverse CDF from uniforms [B, K] in [0, 1) (one per token; unused when greedy)."""
     if sampling.greedy:
         return logits.argmax(dim=-1)
     logits = logits.float() / sampling.temperature
@@ -73,10 +79,42 @@ def sample_tokens(logits: torch.Tensor, sampling: Sampling, generator: torch.Gen
         outside = probs.cumsum(dim=-1) - probs > sampling.top_p
         probs = probs.masked_fill(outside, 0.0)
         candidates = order if candidates is None else candidates.gather(-1, order)
-    choice = torch.multinomial(probs.flatten(0, -2), 1, generator=generator).view(*probs.shape[:-1], 1)
+    choice = inverse_cdf(probs, uniforms)
     if candidates is not None:
-        choice = candidates.gather(-1, choice)
-    return choice[..., 0]
+        choice = candidates.gather(-1, choice[..., None])[..., 0]
+    return choice
+
+
+def inverse_cdf(weights: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """weights [..., n] >= 0 (not all 0, need not sum to 1), uniforms [...] in [0, 1) -> indices [...] int64:
+    index i with probability weights[i] / sum, the first whose cumulative weight reaches (1 - u) * sum.
+    (1 - u) is in (0, 1], so the target is > 0 and <= the last cumulative weight: a weight of 0 is never picked."""
+    cumulative = weights.cumsum(dim=-1)
+    target = (1 - uniforms) * cumulative[..., -1]
+    return (cumulative < target[..., None]).sum(dim=-1)
+
+
+def row_generators(seed: int, rows: range, device: torch.device) -> list[torch.Generator]:
+    """One generator on `device` per row of `rows`, row r's seeded from (seed, r) through numpy's SeedSequence:
+    well mixed, so that nearby seeds and rows give unrelated streams (seed + r would make (0, 1) and (1, 0) one).
+    seed and rows are integers >= 0."""
+    return [torch.Generator(device=device).manual_seed(_row_seed(seed, row)) for row in rows]
+
+
+def _row_seed(seed: int, row: int) -> int:
+    """A 64-bit seed for row `row` of a request seeded `seed`."""
+    return int(np.random.SeedSequence([seed, row]).generate_state(1, np.uint64)[0])
+
+
+def draw_uniforms(generators: Sequence[torch.Generator] | None, shape: tuple[int, int, int],
+                  device: torch.device) -> torch.Tensor:
+    """Uniforms of shape [B, steps, K] in [0, 1): row b's drawn from generators[b] (continuing its stream), or
+    all from torch's global RNG when generators is None."""
+    if generators is None:
+        return torch.rand(shape, device=device)
+    if len(generators) != shape[0]:
+        raise ValueError(f"got {len(generators)} generators for {shape[0]} rows; expected one per row")
+    return torch.stack([torch.rand(shape[1:], generator=generator, device=device) for generator in generators])
 
 
 def guided_logits(decode: Callable, tokens: torch.Tensor, positions: torch.Tensor, memory: Memory,
@@ -107,12 +145,13 @@ def decode_one_token(lm: LM, column: torch.Tensor, position: torch.Tensor, memor
 
 @torch.inference_mode()
 def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_mask: torch.Tensor, sampling: Sampling,
-                   prompt: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                   prompt: torch.Tensor | None = None, generators: Sequence[torch.Generator] | None = None,
                    progress: ProgressCallback | None = None, clock: torch.Tensor | None = None) -> torch.Tensor:
     """Generate pattern.timesteps frames.
 
     condition [B, L, condition_dim], condition_mask [B, L] bool; prompt [B, K, T_p] int64 codes kept as the
-    first T_p frames (T_p < T); clock [B, 2] for an LM with a beat clock (`beat_clock.beat_clock`; the null rows
+    first T_p frames (T_p < T); generators: B, one per row, each continuing its stream (`row_generators`), or
+    None for torch's global RNG; clock [B, 2] for an LM with a beat clock (`beat_clock.beat_clock`; the null rows
     of guidance get none). Returns codes [B, K, T] int64. progress(done, total) is called after each step.
     """
     batch, special = condition.shape[0], lm.special_token
@@ -129,13 +168,14 @@ def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_
         null, null_mask = null_condition(condition, condition_mask)
         condition, condition_mask = torch.cat([condition, null]), torch.cat([condition_mask, null_mask])
         clock = None if clock is None else torch.cat([clock, torch.zeros_like(clock)])
+    uniforms = None if sampling.greedy else draw_uniforms(generators, (batch, total - start, pattern.n_q), device)
     positions = torch.arange(total, device=device)
     lm.setup_caches(condition.shape[0], _cache_steps(lm, total - 1))
     try:
         memory = lm.memory(condition, condition_mask, clock)
         logits = prefill(lm, sequence[..., :start], memory, cfg_coef)
         for step in range(start, total):
-            tokens = sample_tokens(logits, sampling, generator)
+            tokens = sample_tokens(logits, sampling, None if uniforms is None else uniforms[:, step - start])
             sequence[..., step] = torch.where(to_generate[:, step], tokens, sequence[..., step])
             if step + 1 < total:
                 logits = decode_one_token(lm, sequence[..., step:step + 1], positions[step:step + 1], memory, cfg_coef,

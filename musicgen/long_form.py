@@ -15,6 +15,7 @@ conditions the first window on its last `window - stride` frames only, and stays
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -74,12 +75,13 @@ def plan_windows(prompt_frames: int, total_frames: int, window: int, stride: int
 @torch.inference_mode()
 def generate_in_windows(lm: LM, provider: PatternProvider, condition: torch.Tensor, condition_mask: torch.Tensor,
                         sampling: Sampling, windows: list[Window], prompt: torch.Tensor | None = None,
-                        generator: torch.Generator | None = None,
+                        generators: Sequence[torch.Generator] | None = None,
                         progress: ProgressCallback | None = None,
                         beats_per_frame: torch.Tensor | None = None, downbeat_frame: float = 0.0) -> torch.Tensor:
     """Codes [B, K, windows[-1].end] int64: prompt [B, K, windows[0].known] (if any) followed by every window's new frames.
 
-    condition [B, L, condition_dim], condition_mask [B, L] as for `generate_codes`; beats_per_frame [B] (0: none)
+    condition [B, L, condition_dim], condition_mask [B, L] and generators (one per row) as for `generate_codes`:
+    every window continues each row's stream where the window before left it; beats_per_frame [B] (0: none)
     drives an LM's beat clock, which each window picks up at its first frame, counting bars from
     downbeat_frame (a frame of the prompt on which a bar starts); progress(done, total) counts the steps of
     all windows together.
@@ -91,8 +93,9 @@ def generate_in_windows(lm: LM, provider: PatternProvider, condition: torch.Tens
     for index, (window, pattern) in enumerate(zip(windows, patterns)):
         window_prompt = None if codes is None or window.prompt_frames == 0 else codes[..., window.start:window.known]
         clock = None if beats_per_frame is None else beat_clock(beats_per_frame, window.start - downbeat_frame)
-        made = generate_codes(lm, pattern, condition, condition_mask, sampling, prompt=window_prompt, generator=generator,
-                              progress=_offset_progress(progress, sum(steps[:index]), sum(steps)), clock=clock)
+        made = generate_codes(lm, pattern, condition, condition_mask, sampling, prompt=window_prompt,
+                              generators=generators, clock=clock,
+                              progress=_offset_progress(progress, sum(steps[:index]), sum(steps)))
         new_frames = made[..., window.prompt_frames:]
         codes = new_frames if codes is None else torch.cat([codes, new_frames], dim=-1)
     return codes

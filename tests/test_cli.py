@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -57,7 +58,7 @@ def test_prompts_file_of_five_in_batches_of_two_writes_five_files(model_dir, tmp
     assert [record["prompt"] for record in written] == ["epic", "slow bass", "epic", "guitar", "warm pads"]
     assert [record["path"] for record in written] == [
         "songs/epic.flac", "songs/slow-bass.flac", "songs/epic-2.flac", "songs/guitar.flac", "songs/warm-pads.flac"]
-    assert [record["seed"] for record in written] == [10, 10, 11, 11, 12]
+    assert [record["seed"] for record in written] == [10] * 5  # one seed: prompt i samples from (10, i)
     assert sorted(path.name for path in (tmp_path / "songs").iterdir()) == sorted(Path(r["path"]).name for r in written)
     assert all(soundfile.info(str(tmp_path / record["path"])).frames == 10 * SAMPLES_PER_FRAME for record in written)
     assert "step/s" not in result.stderr
@@ -111,10 +112,43 @@ def test_a_failure_mid_batch_keeps_the_files_written_and_names_the_batch(model_d
     (["--text", "a", "--device", "tpu"], "invalid choice: 'tpu'"),
     (["--text", "a", "--downbeat", "0.5"], "--downbeat places the bars of a --continue-from recording"),
     (["--continue-from", "riff.wav", "--downbeat", "-1"], "--downbeat: expected a number >= 0"),
+    (["--continue-from", "missing.wav"], "no such file: missing.wav"),
+    (["--text", "a", "--out-dir", "taken.txt"], "cannot write into taken.txt: taken.txt is a file, not a folder"),
+    (["--text", "a", "--out", "taken.txt/sub/a.wav"], "cannot write into taken.txt/sub: taken.txt is a file"),
+    (["--text", "drums at 1e3 bpm"], "the prompt 'drums at 1e3 bpm' states a tempo of 1000 BPM; expected 20 to 400"),
+    (["--text", "ok", "--text", "fast, -120 bpm"], "the prompt 'fast, -120 bpm' states a tempo of -120 BPM"),
+    (["--text", "120 bpm or tempo 90"], "states 2 tempi (90, 120 BPM)"),
 ])
 def test_bad_arguments_exit_2_with_a_message(tmp_path, arguments, message):
-    result = generate(*arguments, cwd=tmp_path)
+    (tmp_path / "taken.txt").write_text("a file")
+    # (no model exists at --model: every one of these is found before a model would load)
+    result = generate(*arguments, "--model", str(tmp_path / "no-model"), cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--duration", "0.0004"], "duration 0.0004 s is shorter than one frame (1/1000 s)"),
+    (["--duration", "0.2", "--stride", "0.05"], "stride must be at least one frame (1/1000 s) and shorter than a window"),
+])
+def test_lengths_the_model_cannot_take_exit_2_before_generating(model_dir, tmp_path, arguments, message):
+    result = generate("--text", "a", "--text", "b", *arguments, "--model", str(model_dir), cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert "step/s" not in result.stderr and not result.stdout and not list(tmp_path.iterdir())
+
+
+def test_a_prompt_of_spaces_is_unconditional(model_dir, tmp_path):
+    result = generate("--text", "   ", "--text", "", "--duration", "0.01", "--seed", "1", "--model", str(model_dir),
+                      "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [record["path"] for record in records(result)] == ["unconditional.wav", "unconditional-2.wav"]
+    model = MusicGen.from_pretrained(model_dir, device="cpu")
+    _, mask = model.conditioner(["   ", "a"])
+    assert not mask[0].any() and mask[1].any()  # nothing to attend to, as for ""
+    with pytest.raises(ValueError, match="the prompt 'at 1000 bpm' states a tempo of 1000 BPM"):
+        model.generate(["at 1000 bpm"], duration=0.01)  # checked whether or not the LM has a beat clock
+    _, spaces = model.generate(["   ", "a"], duration=0.01, seed=1, return_codes=True)
+    _, empty = model.generate(["", "a"], duration=0.01, seed=1, return_codes=True)
+    assert torch.equal(spaces, empty)
 
 
 def one_line_failure(result: subprocess.CompletedProcess, message: str) -> bool:
@@ -125,6 +159,20 @@ def one_line_failure(result: subprocess.CompletedProcess, message: str) -> bool:
 def test_missing_model_directories_exit_1_naming_the_path(tmp_path):
     result = generate("--text", "a", "--model", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert one_line_failure(result, f"no checkpoint directory at {tmp_path / 'nowhere'}")
+
+
+@pytest.mark.parametrize("weights, damage", [("lm.safetensors", "truncated"), ("codec/model.safetensors", "garbage"),
+                                            ("text_encoder/model.safetensors", "truncated")])
+def test_corrupt_weights_exit_1_naming_the_file(model_dir, tmp_path, weights, damage):
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    data = (broken / weights).read_bytes()
+    (broken / weights).write_bytes(data[: len(data) // 2] if damage == "truncated" else bytes(range(256)) * 4)
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        MusicGen.from_pretrained(broken, device="cpu")
+    result = generate("--text", "a", "--model", str(broken), cwd=tmp_path)
+    assert one_line_failure(result, "not a readable safetensors file")
+    assert f"cannot load the model: {broken / Path(weights).parts[0]}" in result.stderr
 
 
 def test_unreadable_or_too_long_continuation_audio_exits_1(model_dir, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from musicgen.generate import Sampling, generate_codes, sample_tokens
+from musicgen.generate import Sampling, generate_codes, row_generators, sample_tokens
 from musicgen.lm import LM, LMConfig
 from patterns import PATTERN_NAMES, get_provider
 
@@ -65,7 +65,7 @@ def test_continuation_keeps_the_prompt_frames():
     lm, (condition, mask) = tiny_lm(), condition_batch()
     prompt = torch.randint(0, CARD, (2, K, 3))
     codes = generate_codes(lm, get_provider("delay", K).get_pattern(7), condition, mask, Sampling(top_k=4),
-                           prompt=prompt, generator=torch.Generator().manual_seed(0))
+                           prompt=prompt, generators=row_generators(0, range(2), torch.device("cpu")))
     assert torch.equal(codes[..., :3], prompt)
     assert codes.min() >= 0 and codes.max() < CARD
 
@@ -76,7 +76,7 @@ def test_same_seed_same_tokens_other_seed_other_tokens():
 
     def run(seed: int) -> torch.Tensor:
         return generate_codes(lm, pattern, condition, mask, Sampling(top_k=0, temperature=2.0),
-                              generator=torch.Generator().manual_seed(seed))
+                              generators=row_generators(seed, range(2), torch.device("cpu")))
 
     assert torch.equal(run(3), run(3))
     assert not torch.equal(run(3), run(4))
@@ -107,10 +107,14 @@ def test_prompt_as_long_as_the_output_is_refused():
 LOGITS = torch.log(torch.tensor([[[0.5, 0.3, 0.15, 0.05]]]))
 
 
+def uniforms(*shape: int) -> torch.Tensor:
+    return torch.rand(shape, generator=torch.Generator().manual_seed(0))
+
+
 @pytest.mark.parametrize("sampling", [Sampling(use_sampling=False), Sampling(top_k=1), Sampling(top_p=0.01),
                                       Sampling(temperature=0.0)])
 def test_degenerate_sampling_is_greedy(sampling):
-    tokens = sample_tokens(LOGITS.expand(4, 2, 4), sampling, torch.Generator().manual_seed(0))
+    tokens = sample_tokens(LOGITS.expand(4, 2, 4), sampling, uniforms(4, 2))
     assert torch.equal(tokens, torch.zeros(4, 2, dtype=torch.long))
 
 
@@ -118,12 +122,12 @@ def test_degenerate_sampling_is_greedy(sampling):
                                                (Sampling(top_k=3, top_p=0.9), {0, 1, 2}),
                                                (Sampling(top_k=0), {0, 1, 2, 3})])
 def test_filters_keep_the_right_candidates(sampling, allowed):
-    tokens = sample_tokens(LOGITS.expand(2000, 1, 4), sampling, torch.Generator().manual_seed(0))
+    tokens = sample_tokens(LOGITS.expand(2000, 1, 4), sampling, uniforms(2000, 1))
     assert set(tokens.unique().tolist()) == allowed
 
 
 def test_sampling_follows_the_distribution():
-    tokens = sample_tokens(LOGITS.expand(20000, 1, 4), Sampling(top_k=0), torch.Generator().manual_seed(0))
+    tokens = sample_tokens(LOGITS.expand(20000, 1, 4), Sampling(top_k=0), uniforms(20000, 1))
     frequencies = torch.bincount(tokens.flatten(), minlength=4).float() / tokens.numel()
     assert torch.allclose(frequencies, LOGITS.exp().flatten(), atol=0.01)
 

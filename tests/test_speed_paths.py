@@ -12,7 +12,7 @@ from tiny_models import save_tiny_musicgen
 
 from musicgen import MusicGen
 from musicgen.beat_clock import beat_clock
-from musicgen.generate import Sampling, generate_codes
+from musicgen.generate import Sampling, generate_codes, row_generators
 from musicgen.fast_linear import can_pack
 from musicgen.lm import LM, LMConfig
 from musicgen.loss import codebook_cross_entropy, inputs_and_targets
@@ -131,15 +131,15 @@ def test_compiled_decode_is_one_graph_for_every_step_and_gives_the_same_tokens(p
     pattern = get_provider("delay", K).get_pattern(20)
     condition, mask = conditions(2)
     expected = generate_codes(lm, pattern, condition, mask, GREEDY, clock=clock)
-    sampled = generate_codes(lm, pattern, condition, mask, Sampling(top_k=5), generator=torch.Generator().manual_seed(0),
-                             clock=clock)
+    sampled = generate_codes(lm, pattern, condition, mask, Sampling(top_k=5), clock=clock,
+                             generators=row_generators(0, range(2), lm.device))
     if pack and can_pack(lm.norm.weight):
         lm.pack_for_cpu()
     counter = GraphCounter()
     lm.compile_decode(mode=None, backend=counter)
     assert torch.equal(generate_codes(lm, pattern, condition, mask, GREEDY, clock=clock), expected)
     assert counter.graphs == 1  # fullgraph: the whole step is captured, once for all 22 steps
-    assert torch.equal(generate_codes(lm, pattern, condition, mask, Sampling(top_k=5),
-                                      generator=torch.Generator().manual_seed(0), clock=clock), sampled)
+    assert torch.equal(generate_codes(lm, pattern, condition, mask, Sampling(top_k=5), clock=clock,
+                                      generators=row_generators(0, range(2), lm.device)), sampled)
     continued = generate_codes(lm, pattern, condition, mask, GREEDY, prompt=expected[..., :5], clock=clock)
     assert torch.equal(continued, expected) and counter.graphs == 1  # another prompt length: the same decode graph
