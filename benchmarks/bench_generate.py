@@ -34,13 +34,21 @@ import time
 from pathlib import Path
 
 import torch
+
+from codec import Codec
 import transformers
 from streaming_bound import SHAPES as BOUND_SHAPES
 from streaming_bound import measure_bound
-from transformers import (EncodecConfig, EncodecModel, MusicgenConfig, MusicgenDecoderConfig,
-                          MusicgenForConditionalGeneration, T5Config, T5Tokenizer)
+from transformers import (
+    EncodecConfig,
+    EncodecModel,
+    MusicgenConfig,
+    MusicgenDecoderConfig,
+    MusicgenForConditionalGeneration,
+    T5Config,
+    T5Tokenizer,
+)
 
-from codec.hf import codec_from_hf
 from musicgen import MusicGen
 from musicgen.hf import read_hf_weights, split_prefix
 
@@ -227,7 +235,7 @@ def bench_codec(directory: Path, args: argparse.Namespace) -> dict:
     state = split_prefix(read_hf_weights(directory), "audio_encoder.")
     reference = EncodecModel(config).eval()
     reference.load_state_dict(state)
-    ours = codec_from_hf(config.to_dict(), state).eval().remove_weight_norm()
+    ours = Codec.from_hf(config.to_dict(), state).eval().remove_weight_norm()
     codes = torch.load(directory / CODEC_CODES)
     decoders = {"transformers": lambda: reference.decode(codes[None], [None])[0], "ours": lambda: ours.decode(codes)}
     audio = {name: decode() for name, decode in decoders.items()}

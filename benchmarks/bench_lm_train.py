@@ -19,12 +19,13 @@ from pathlib import Path
 import torch
 
 from codec import Codec, CodecConfig
-from codec.config import load_config
-from codec.distributed import DistributedEnv
-from codec.train_log import read_jsonl
-from musicgen.text_encoder import build_text_encoder
-from musicgen.token_cache import write_token_cache
-from musicgen.train import TrainConfig, train
+from infra.config import load_config
+from infra.distributed import DistributedEnv
+from infra.train_log import read_jsonl
+from musicgen.train import train
+from musicgen.train.config import LMTrainConfig
+from musicgen.train.text_encoder import build_text_encoder
+from musicgen.train.token_cache import write_token_cache
 
 INSTRUMENTS = ["piano", "strings", "guitar", "flute", "organ", "brass", "bass", "synth lead"]
 
@@ -34,18 +35,20 @@ def captions(count: int) -> list[str]:
             f"{'major' if i % 2 else 'minor'}{' with drums' if i % 3 else ''}" for i in range(count)]
 
 
-def build_inputs(config: TrainConfig, folder: Path, clips: int, clip_seconds: float) -> list[str]:
+def build_inputs(config: LMTrainConfig, folder: Path, clips: int, clip_seconds: float) -> list[str]:
     """Codec, text encoder and token cache for `config`; returns the overrides that point the config at them."""
     lm = config.model.lm
     Codec(CodecConfig(sample_rate=16000, dimension=16, n_filters=4, ratios=[8, 5, 8], lstm_layers=0,
-                      n_q=lm.num_codebooks, bins=lm.card, kmeans_iters=0)).save_pretrained(folder / "codec")
+                      num_codebooks=lm.num_codebooks, cardinality=lm.cardinality,
+                      kmeans_iters=0)).save_pretrained(folder / "codec")
     texts = captions(clips)
     build_text_encoder(texts, folder / "text_encoder", vocab_size=256, d_model=lm.condition_dim, layers=2, heads=4)
     frames = round(clip_seconds * 50)
     generator = torch.Generator().manual_seed(0)
     write_token_cache(folder / "tokens" / "train",
-                      [(torch.randint(0, lm.card, (lm.num_codebooks, frames), generator=generator), {"description": text})
-                       for text in texts], lm.card, frame_rate=50.0)
+                      [(torch.randint(0, lm.cardinality, (lm.num_codebooks, frames), generator=generator),
+                        {"description": text})
+                       for text in texts], lm.cardinality, frame_rate=50.0)
     return [f"codec={folder / 'codec'}", f"text_encoder={folder / 'text_encoder'}", f"data.cache_dir={folder / 'tokens'}",
             f"run_dir={folder / 'run'}"]
 
@@ -60,9 +63,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
-        config = load_config(TrainConfig, args.config, args.overrides)
+        config = load_config(LMTrainConfig, args.config, args.overrides)
         overrides = build_inputs(config, folder, args.clips, config.data.segment_seconds)
-        config = load_config(TrainConfig, args.config, [*args.overrides, *overrides, f"steps={args.steps}",
+        config = load_config(LMTrainConfig, args.config, [*args.overrides, *overrides, f"steps={args.steps}",
                                                         f"checkpoint_every={args.steps}", "eval_every=0"])
         started = time.perf_counter()
         train(config, DistributedEnv(rank=0, local_rank=0, world_size=1, device=torch.device("cpu")))

@@ -14,10 +14,10 @@ import time
 import numpy as np
 import torch
 
-from musicgen.synthetic.analysis import accuracy, degrade, fit_instrument_classifier, rendered_examples
-from musicgen.synthetic.compose import INSTRUMENTS
-from musicgen.synthetic.dataset import render_clips, write_dataset
-from musicgen.synthetic.tempo import estimate_tempo
+from synthetic.analysis import accuracy, degrade, fit_instrument_classifier, rendered_examples
+from synthetic.compose import INSTRUMENTS
+from synthetic.dataset import render_clips, write_dataset
+from synthetic.tempo import estimate_tempo
 
 
 def cpu_seconds() -> float:
@@ -48,9 +48,9 @@ def main() -> None:
     errors = np.array([abs(estimate_tempo(torch.from_numpy(audio), 16000) - spec.bpm) / spec.bpm for spec, audio in clips])
     print(f"tempo: {np.mean(errors < 0.08):.1%} of {len(clips)} held-out drum clips within 8%")
 
-    audio, labels = rendered_examples(args.classifier_count, 0, "train", 5.0, 16000, args.workers)
+    audio, labels = rendered_examples(args.classifier_count, 0, "train", 5.0, sample_rate=16000, workers=args.workers)
     classifier = fit_instrument_classifier(audio, labels, list(INSTRUMENTS))
-    test_audio, test_labels = rendered_examples(args.count, 1, "heldout", 5.0, 16000, args.workers)
+    test_audio, test_labels = rendered_examples(args.count, 1, "heldout", 5.0, sample_rate=16000, workers=args.workers)
     degraded = degrade(test_audio, 16000, torch.Generator().manual_seed(1))
     print(f"instrument classifier: held-out accuracy {accuracy(classifier, test_audio, test_labels, 16000):.1%} clean, "
           f"{accuracy(classifier, degraded, test_labels, 16000):.1%} degraded ({len(test_labels)} clips)")

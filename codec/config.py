@@ -1,141 +1,46 @@
-"""Configs are dataclasses, loaded from YAML with dotted `key=value` overrides.
-
-    config = load_config(TrainConfig, "configs/codec/tiny.yaml", ["optim.lr=1e-3", "steps=10"])
-
-Unknown keys are errors that name the key and the valid ones; values are parsed as YAML
-(`steps=10` is an int, `ratios=[8,5,4]` a list, `name=foo` a string). Every such mistake raises
-ConfigError, which the training commands print as one line (`exit_on_config_error`).
-"""
+"""The codec's settings: the bottom floor of the package, imported by every module of it and importing none."""
 from __future__ import annotations
 
-import argparse
-import contextlib
-import dataclasses
-import sys
-import types
-import typing
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, TypeVar
-
-import yaml
-
-ConfigT = TypeVar("ConfigT")
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 
-class ConfigError(ValueError):
-    """A config the user can mend: unknown key, wrong type, missing file, conflicting settings, a taken run_dir."""
+@dataclass
+class CodecConfig:
+    """SEANet and RVQ settings. The defaults are the layout of EnCodec 32 kHz, MusicGen's codec."""
 
+    RENAMED_KEYS: ClassVar[dict[str, str]] = {"n_q": "num_codebooks", "bins": "cardinality"}  # older checkpoints
 
-def load_config(cls: type[ConfigT], path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> ConfigT:
-    """Build `cls` from a YAML file (or its defaults when path is None) plus dotted overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
-    for override in overrides:
-        apply_override(data, override)
-    return config_from_dict(cls, data)
+    sample_rate: int = 32000
+    channels: int = 1
+    dimension: int = 128                 # latent size, also the codebook vector size
+    n_filters: int = 64                  # channels after the first conv; doubled at each downsampling
+    ratios: list[int] = field(default_factory=lambda: [8, 5, 4, 4])  # decoder order; hop = prod
+    n_residual_layers: int = 1
+    dilation_base: int = 2               # residual block j has dilation dilation_base ** j
+    kernel_size: int = 7
+    last_kernel_size: int = 7
+    residual_kernel_size: int = 3
+    compress: int = 2                    # residual blocks narrow to dim // compress
+    conv_shortcut: bool = False          # 1x1 conv instead of identity on residual skips
+    causal: bool = False
+    pad_mode: str = "reflect"
+    lstm_layers: int = 2                 # 0: no LSTM at the bottleneck
+    norm: str = "weight_norm"            # "weight_norm" or "none"
+    num_codebooks: int = 4               # K, the residual quantizer's levels
+    cardinality: int = 2048              # codes per codebook
+    decay: float = 0.99                  # EMA decay of the codebooks
+    kmeans_iters: int = 50               # k-means iterations on the first batch; 0: random codebooks
+    dead_code_threshold: float = 2.0     # replace codes whose EMA count falls below; 0: never
+    quantizer_dropout: float = 0.0       # probability that a training batch uses a random number of levels
+    commitment_weight: float = 1.0
+    epsilon: float = 1e-5                # Laplace smoothing of EMA counts
+    seed: int = 0                        # the quantizer's random draws (the same on every rank)
+    decoder: str = "seanet"              # or "istft": ConvNeXt blocks at the frame rate and an inverse STFT
+    istft_width: int = 256               # the istft decoder's channels
+    istft_layers: int = 8                # and its ConvNeXt blocks
 
-
-def parse_training_args(prog: str, description: str, example_config: str, example_overrides: str,
-                        argv: typing.Sequence[str] | None = None) -> argparse.Namespace:
-    """The command line of the training loops: `--config FILE [--resume] key=value ...` (in any order)."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--config", required=True, help=f"YAML config, e.g. {example_config}")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in run_dir")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="delete the run already in run_dir (checkpoints, log, config, export) and start again")
-    parser.add_argument("overrides", nargs="*", help=f"dotted overrides: {example_overrides}")
-    args = parser.parse_intermixed_args(argv)
-    if args.resume and args.overwrite:
-        parser.error("--resume continues the run in run_dir and --overwrite deletes it: give one of them")
-    return args
-
-
-@contextlib.contextmanager
-def exit_on_config_error(prog: str) -> Iterator[None]:
-    """Print a ConfigError as one line `prog: error: ...` and exit with status 2, as argparse does."""
-    try:
-        yield
-    except ConfigError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
-
-
-def apply_override(data: dict[str, Any], override: str) -> None:
-    """Set `a.b.c=value` in a nested dict, the value parsed as YAML."""
-    key, sep, raw_value = override.partition("=")
-    if not sep or not key:
-        raise ConfigError(f"an override must look like key=value or a.b=value, got {override!r}")
-    *parents, leaf = key.split(".")
-    node = data
-    for part in parents:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"cannot set {key!r}: {part!r} is not a section")
-    node[leaf] = yaml.safe_load(raw_value)
-
-
-def config_from_dict(cls: type[ConfigT], data: dict[str, Any], prefix: str = "") -> ConfigT:
-    """Build a (nested) dataclass from a dict; unknown keys raise ConfigError naming the valid ones."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"config section {prefix or '<root>'!r} must be a mapping, got {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(f"unknown config key {prefix + unknown[0]!r}; valid keys here: {', '.join(sorted(fields))}")
-    values = {}
-    for name, value in data.items():
-        field_type = _dataclass_in(hints[name])
-        if field_type is not None and isinstance(value, dict):
-            value = config_from_dict(field_type, value, prefix=f"{prefix}{name}.")
-        values[name] = _coerce_number(value, hints[name], prefix + name)
-    return cls(**values)
-
-
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """A plain dict (for YAML/JSON) of a dataclass config."""
-    return dataclasses.asdict(config)
-
-
-def save_config(config: Any, path: str | Path) -> None:
-    """Write a dataclass config as YAML."""
-    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
-
-
-def _coerce_number(value: Any, hint: Any, key: str) -> Any:
-    """YAML reads `2e-4` as a string: a float field takes it as a number, an int field takes 3.0 as 3; a bool
-    field takes only true or false."""
-    if hint is float and not isinstance(value, bool):
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"config key {key!r} must be a number, got {value!r}") from None
-    if hint is bool and not isinstance(value, bool):
-        raise ConfigError(f"config key {key!r} must be true or false, got {value!r}")
-    if hint is int:
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if not isinstance(value, int):
-            raise ConfigError(f"config key {key!r} must be int, got {value!r}")
-    return value
-
-
-def _dataclass_in(hint: Any) -> type | None:
-    """The dataclass type in a field's annotation (`Sub` or `Sub | None`), else None."""
-    if dataclasses.is_dataclass(hint):
-        return hint
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        for arg in typing.get_args(hint):
-            if dataclasses.is_dataclass(arg):
-                return arg
-    return None
+    @property
+    def hop_length(self) -> int:
+        return math.prod(self.ratios)

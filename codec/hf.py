@@ -1,7 +1,7 @@
-"""Hugging Face EnCodec checkpoints (transformers' EncodecModel) -> this project's Codec.
+"""Hugging Face EnCodec checkpoints (transformers' EncodecModel) -> this project's CodecConfig and tensor names.
 
-    codec = codec_from_hf(json.load(open("config.json")), load_file("model.safetensors"))
-    codec = codec_from_hf(musicgen_config["audio_encoder"], audio_encoder_state_dict)  # prefix stripped
+    codec = Codec.from_hf(json.load(open("config.json")), load_file("model.safetensors"))
+    codec = Codec.from_hf(musicgen_config["audio_encoder"], audio_encoder_state_dict)  # prefix stripped
 
 The SEANet modules already carry EnCodec's names; only weight-norm tensors of older checkpoints
 (`weight_g`, `weight_v`) and the codebook buffers are renamed. Supported: the unchunked,
@@ -15,7 +15,7 @@ import re
 
 import torch
 
-from .model import Codec, CodecConfig
+from .config import CodecConfig
 
 # transformers' EncodecConfig defaults, for config.json files that leave keys out.
 HF_DEFAULTS = {
@@ -48,8 +48,8 @@ def codec_config_from_hf(hf_config: dict) -> CodecConfig:
     hop = math.prod(c["upsampling_ratios"])
     frame_rate = math.ceil(c["sampling_rate"] / hop)
     bits = math.ceil(math.log2(c["codebook_size"]))
-    n_q = int(1000 * c["target_bandwidths"][-1] // (frame_rate * bits))
-    if n_q < 1:
+    num_codebooks = int(1000 * c["target_bandwidths"][-1] // (frame_rate * bits))
+    if num_codebooks < 1:
         raise ValueError(f"target_bandwidths {c['target_bandwidths']} give no codebook at {frame_rate} Hz and {bits} bits")
     return CodecConfig(
         sample_rate=c["sampling_rate"], channels=c["audio_channels"], dimension=c["hidden_size"],
@@ -57,7 +57,7 @@ def codec_config_from_hf(hf_config: dict) -> CodecConfig:
         dilation_base=c["dilation_growth_rate"], kernel_size=c["kernel_size"], last_kernel_size=c["last_kernel_size"],
         residual_kernel_size=c["residual_kernel_size"], compress=c["compress"], conv_shortcut=c["use_conv_shortcut"],
         causal=c["use_causal_conv"], pad_mode=c["pad_mode"], lstm_layers=c["num_lstm_layers"], norm="weight_norm",
-        n_q=n_q, bins=c["codebook_size"],
+        num_codebooks=num_codebooks, cardinality=c["codebook_size"],
     )
 
 
@@ -74,10 +74,3 @@ def state_dict_from_hf(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.T
                 tensor = tensor.reshape(()).bool()
         renamed[name] = tensor
     return renamed
-
-
-def codec_from_hf(config: dict, state_dict: dict[str, torch.Tensor]) -> Codec:
-    """A Codec holding the weights of an EncodecModel (the tensors themselves, not copies): config is its
-    EncodecConfig as a dict (e.g. the `audio_encoder` section of a MusicGen config.json), state_dict its
-    tensors without prefix."""
-    return Codec.from_weights(codec_config_from_hf(config), state_dict_from_hf(state_dict))

@@ -11,14 +11,11 @@ sounds far sooner (and decodes faster). Chosen with `CodecConfig(decoder="istft"
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-if TYPE_CHECKING:
-    from .model import CodecConfig
+from .config import CodecConfig
 
 MAX_MAGNITUDE = 100.0
 WINDOW_HOPS = 4

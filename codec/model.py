@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .config import load_config, save_config
+from infra.config import load_config, save_config
+from infra.weights import load_weights, read_weights
+
+from .config import CodecConfig
+from .hf import codec_config_from_hf, state_dict_from_hf
 from .istft_decoder import IstftDecoder
 from .quantization import ResidualVectorQuantizer
 from .seanet import SEANetDecoder, SEANetEncoder, remove_norm
@@ -31,44 +32,6 @@ from .seanet import SEANetDecoder, SEANetEncoder, remove_norm
 DECODERS = {"seanet": SEANetDecoder, "istft": IstftDecoder}
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
-
-
-@dataclass
-class CodecConfig:
-    """SEANet and RVQ settings. The defaults are the layout of EnCodec 32 kHz, MusicGen's codec."""
-
-    sample_rate: int = 32000
-    channels: int = 1
-    dimension: int = 128                 # latent size, also the codebook vector size
-    n_filters: int = 64                  # channels after the first conv; doubled at each downsampling
-    ratios: list[int] = field(default_factory=lambda: [8, 5, 4, 4])  # decoder order; hop = prod
-    n_residual_layers: int = 1
-    dilation_base: int = 2               # residual block j has dilation dilation_base ** j
-    kernel_size: int = 7
-    last_kernel_size: int = 7
-    residual_kernel_size: int = 3
-    compress: int = 2                    # residual blocks narrow to dim // compress
-    conv_shortcut: bool = False          # 1x1 conv instead of identity on residual skips
-    causal: bool = False
-    pad_mode: str = "reflect"
-    lstm_layers: int = 2                 # 0: no LSTM at the bottleneck
-    norm: str = "weight_norm"            # "weight_norm" or "none"
-    n_q: int = 4                         # number of codebooks K
-    bins: int = 2048                     # codes per codebook (cardinality)
-    decay: float = 0.99                  # EMA decay of the codebooks
-    kmeans_iters: int = 50               # k-means iterations on the first batch; 0: random codebooks
-    dead_code_threshold: float = 2.0     # replace codes whose EMA count falls below; 0: never
-    quantizer_dropout: float = 0.0       # probability that a training batch uses a random number of levels
-    commitment_weight: float = 1.0
-    epsilon: float = 1e-5                # Laplace smoothing of EMA counts
-    seed: int = 0                        # the quantizer's random draws (the same on every rank)
-    decoder: str = "seanet"              # or "istft": ConvNeXt blocks at the frame rate and an inverse STFT
-    istft_width: int = 256               # the istft decoder's channels
-    istft_layers: int = 8                # and its ConvNeXt blocks
-
-    @property
-    def hop_length(self) -> int:
-        return math.prod(self.ratios)
 
 
 @dataclass
@@ -88,13 +51,15 @@ class Codec(nn.Module):
         self.config = config
         self.encoder = SEANetEncoder(config)
         self.quantizer = ResidualVectorQuantizer(
-            config.dimension, config.n_q, config.bins, config.decay, config.kmeans_iters, config.dead_code_threshold,
-            config.quantizer_dropout, config.commitment_weight, config.epsilon, config.seed,
+            config.dimension, config.num_codebooks, config.cardinality, config.decay,
+            kmeans_iters=config.kmeans_iters, dead_code_threshold=config.dead_code_threshold,
+            quantizer_dropout=config.quantizer_dropout, commitment_weight=config.commitment_weight,
+            epsilon=config.epsilon, seed=config.seed,
         )
         if config.decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {sorted(DECODERS)}, got {config.decoder!r}")
         self.decoder = DECODERS[config.decoder](config)
-        self.num_codebooks = config.n_q
+        self.num_codebooks = config.num_codebooks
 
     @property
     def sample_rate(self) -> int:
@@ -114,12 +79,12 @@ class Codec(nn.Module):
 
     @property
     def cardinality(self) -> int:
-        return self.config.bins
+        return self.config.cardinality
 
     def set_num_codebooks(self, k: int) -> None:
         """Encode and decode with the first k levels only (a lower bitrate)."""
-        if not 1 <= k <= self.config.n_q:
-            raise ValueError(f"num_codebooks must be in [1, {self.config.n_q}], got {k}")
+        if not 1 <= k <= self.config.num_codebooks:
+            raise ValueError(f"num_codebooks must be in [1, {self.config.num_codebooks}], got {k}")
         self.num_codebooks = k
 
     def forward(self, wav: torch.Tensor) -> CodecOutput:
@@ -172,6 +137,13 @@ class Codec(nn.Module):
         return codec
 
     @classmethod
+    def from_hf(cls, hf_config: dict, state_dict: dict[str, torch.Tensor]) -> Codec:
+        """A Codec holding the weights of a transformers EncodecModel (the tensors themselves, not copies): hf_config
+        is its EncodecConfig as a dict (e.g. the `audio_encoder` section of a MusicGen config.json), state_dict its
+        tensors without prefix (codec/hf.py)."""
+        return cls.from_weights(codec_config_from_hf(hf_config), state_dict_from_hf(state_dict))
+
+    @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> Codec:
         """Load this project's directory (config.yaml) or a Hugging Face EnCodec one (config.json)."""
         directory = Path(directory)
@@ -182,10 +154,8 @@ class Codec(nn.Module):
             config = load_config(CodecConfig, directory / CONFIG_FILE)
             return cls.from_weights(config, read_weights(weights, copy=is_decoder_weight_norm_half)).to(device)
         if (directory / "config.json").is_file():
-            from .hf import codec_from_hf
-
             state_dict = read_weights(weights, copy=is_decoder_weight_norm_half)
-            return codec_from_hf(json.loads((directory / "config.json").read_text()), state_dict).to(device)
+            return cls.from_hf(json.loads((directory / "config.json").read_text()), state_dict).to(device)
         raise FileNotFoundError(f"no {CONFIG_FILE} (this project) or config.json (Hugging Face EnCodec) in {directory}")
 
     def _check_wav(self, wav: torch.Tensor) -> None:
@@ -212,57 +182,3 @@ def is_decoder_weight_norm_half(name: str) -> bool:
     (`remove_weight_norm(decoder_only=True)`)."""
     halves = ("parametrizations.weight.original0", "parametrizations.weight.original1", ".weight_g", ".weight_v")
     return name.startswith("decoder.") and name.endswith(halves)
-
-
-def read_weights(path: str | Path, copy: Callable[[str], bool] = lambda name: False) -> dict[str, torch.Tensor]:
-    """The tensors of a safetensors file, memory-mapped (as transformers loads them): a page of the file
-    joins the process's memory when it is first read, so weights that are never used (an encoder while
-    generating, the unused rows of an embedding) cost nothing. A truncated or corrupt file is a ValueError
-    naming it.
-
-    A page once read stays resident for as long as any tensor of the mapping lives, so the tensors for which
-    `copy(name)` holds, those that inference replaces by new ones (weights packed for the CPU, weight-norm
-    halves folded), are read into memory of their own instead, through a second mapping that is gone at
-    once: the replacement then frees them.
-    """
-    try:
-        with safe_open(str(path), framework="pt") as file:
-            names = list(file.keys())
-            state_dict = {name: file.get_tensor(name) for name in names if not copy(name)}
-        with safe_open(str(path), framework="pt") as file:
-            state_dict.update({name: file.get_tensor(name).clone() for name in names if copy(name)})
-    except SafetensorError as error:
-        raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {error}") from None
-    return state_dict
-
-
-def load_weights(module: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
-    """Make `module` hold the tensors of `state_dict` themselves (no copy, but for a cast to the module's dtype
-    where they differ), or raise ValueError naming the first tensor that is missing, unexpected or of the
-    wrong shape: never a partial load. The module may be built on the meta device; tied parameters stay tied."""
-    expected = module.state_dict()
-    for name in sorted(set(expected) | set(state_dict)):
-        if name not in state_dict:
-            raise ValueError(f"checkpoint is missing tensor {name!r} {tuple(expected[name].shape)} that the config implies")
-        if name not in expected:
-            raise ValueError(f"checkpoint has tensor {name!r} that the config does not have")
-        if state_dict[name].shape != expected[name].shape:
-            raise ValueError(f"tensor {name!r} has shape {tuple(state_dict[name].shape)} in the checkpoint, "
-                             f"the config implies {tuple(expected[name].shape)}")
-    tied = _tied_parameters(module)
-    module.load_state_dict({name: tensor.to(expected[name].dtype) for name, tensor in state_dict.items()}, assign=True)
-    for name, source in tied.items():
-        parent, _, attribute = name.rpartition(".")
-        setattr(module.get_submodule(parent), attribute, module.get_parameter(source))
-
-
-def _tied_parameters(module: nn.Module) -> dict[str, str]:
-    """Each further name of a parameter reachable under several -> its first name."""
-    first_names: dict[int, str] = {}
-    tied = {}
-    for name, parameter in module.named_parameters(remove_duplicate=False):
-        if id(parameter) in first_names:
-            tied[name] = first_names[id(parameter)]
-        else:
-            first_names[id(parameter)] = name
-    return tied

@@ -1,9 +1,9 @@
 """Residual vector quantizer with Euclidean codebooks learned by exponential moving averages.
 
-    rvq = ResidualVectorQuantizer(dimension=128, n_q=4, bins=2048)
-    out = rvq(latent, n_q=4)           # training: EMA updates, straight-through, commitment loss
-    codes = rvq.encode(latent, n_q=4)  # latent [B, D, T] -> codes [B, K, T] int64
-    latent = rvq.decode(codes)         # codes [B, K, T] -> latent [B, D, T]
+    rvq = ResidualVectorQuantizer(dimension=128, num_codebooks=4, cardinality=2048)
+    out = rvq(latent, num_codebooks=4)           # training: EMA updates, straight-through, commitment loss
+    codes = rvq.encode(latent, num_codebooks=4)  # latent [B, D, T] -> codes [B, K, T] int64
+    latent = rvq.decode(codes)                   # codes [B, K, T] -> latent [B, D, T]
 
 Each level quantizes the residual left by the levels before it. In training a level
   1. initialises its codebook by k-means on the first batch (when kmeans_iters > 0),
@@ -29,7 +29,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from .distributed import all_reduce_sum, is_distributed, rank, world_size
+from infra.distributed import all_reduce_sum, is_distributed, rank, world_size
 
 
 def squared_distances(vectors: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
@@ -43,12 +43,12 @@ def nearest_code(vectors: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     return squared_distances(vectors, codebook).argmin(dim=-1)
 
 
-def code_statistics(vectors: torch.Tensor, codes: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+def code_statistics(vectors: torch.Tensor, codes: torch.Tensor, cardinality: int) -> tuple[torch.Tensor, torch.Tensor]:
     """How many vectors chose each code, counts [K], and their sum, sums [K, D], over all ranks.
     Summed in float64, so the float32 results do not depend on how the batch is split over ranks."""
-    stats = torch.zeros(bins, vectors.shape[1] + 1, dtype=torch.float64, device=vectors.device)
+    stats = torch.zeros(cardinality, vectors.shape[1] + 1, dtype=torch.float64, device=vectors.device)
     stats[:, :-1].index_add_(0, codes, vectors.double())
-    stats[:, -1] = torch.bincount(codes, minlength=bins)
+    stats[:, -1] = torch.bincount(codes, minlength=cardinality)
     stats = all_reduce_sum(stats).to(vectors.dtype)
     return stats[:, -1], stats[:, :-1]
 
@@ -73,12 +73,13 @@ def sample_rows(vectors: torch.Tensor, count: int, generator: torch.Generator) -
     return all_reduce_sum(rows)
 
 
-def kmeans(vectors: torch.Tensor, bins: int, iters: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def kmeans(vectors: torch.Tensor, cardinality: int, iters: int,
+           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Lloyd's k-means over the batch of all ranks: centroids [K, D] and the counts [K] of the last assignment."""
-    centroids = sample_rows(vectors, bins, generator)
-    counts = torch.zeros(bins, dtype=vectors.dtype, device=vectors.device)
+    centroids = sample_rows(vectors, cardinality, generator)
+    counts = torch.zeros(cardinality, dtype=vectors.dtype, device=vectors.device)
     for _ in range(iters):
-        counts, sums = code_statistics(vectors, nearest_code(vectors, centroids), bins)
+        counts, sums = code_statistics(vectors, nearest_code(vectors, centroids), cardinality)
         centroids = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], centroids)
     return centroids, counts
 
@@ -94,19 +95,20 @@ def usage_metrics(counts: torch.Tensor) -> torch.Tensor:
 
 
 class EuclideanCodebook(nn.Module):
-    """One level: `bins` codes of size `dim`, with EMA statistics (cluster_size [K], embed_sum [K, D])."""
+    """One level: `cardinality` codes of size `dim`, with EMA statistics (cluster_size [K], embed_sum [K, D])."""
 
-    def __init__(self, dim: int, bins: int, decay: float = 0.99, kmeans_iters: int = 50,
-                 dead_code_threshold: float = 2.0, epsilon: float = 1e-5, generator: torch.Generator | None = None) -> None:
+    def __init__(self, dim: int, cardinality: int, decay: float = 0.99, kmeans_iters: int = 50,
+                 *, dead_code_threshold: float = 2.0, epsilon: float = 1e-5,
+                 generator: torch.Generator | None = None) -> None:
         super().__init__()
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay}")
-        self.bins, self.decay, self.kmeans_iters = bins, decay, kmeans_iters
+        self.cardinality, self.decay, self.kmeans_iters = cardinality, decay, kmeans_iters
         self.dead_code_threshold, self.epsilon = dead_code_threshold, epsilon
         bound = math.sqrt(6.0 / dim)
-        codebook = (torch.rand(bins, dim, generator=generator) * 2 - 1) * bound
+        codebook = (torch.rand(cardinality, dim, generator=generator) * 2 - 1) * bound
         self.register_buffer("codebook", codebook)
-        self.register_buffer("cluster_size", torch.ones(bins))
+        self.register_buffer("cluster_size", torch.ones(cardinality))
         self.register_buffer("embed_sum", codebook.clone())
         self.register_buffer("initialized", torch.tensor(kmeans_iters == 0))
 
@@ -125,18 +127,18 @@ class EuclideanCodebook(nn.Module):
         if not self.initialized:
             self._initialize(vectors, generator)
         codes = self.encode(vectors)
-        counts, sums = code_statistics(vectors, codes, self.bins)
+        counts, sums = code_statistics(vectors, codes, self.cardinality)
         self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         total = self.cluster_size.sum()
-        smoothed = (self.cluster_size + self.epsilon) / (total + self.bins * self.epsilon) * total
+        smoothed = (self.cluster_size + self.epsilon) / (total + self.cardinality * self.epsilon) * total
         self.codebook.copy_(self.embed_sum / smoothed[:, None])
         if self.dead_code_threshold > 0:
             self._replace_dead_codes(vectors, generator)
         return codes, counts
 
     def _initialize(self, vectors: torch.Tensor, generator: torch.Generator) -> None:
-        centroids, counts = kmeans(vectors, self.bins, self.kmeans_iters, generator)
+        centroids, counts = kmeans(vectors, self.cardinality, self.kmeans_iters, generator)
         self.codebook.copy_(centroids)
         self.cluster_size.copy_(counts)
         self.embed_sum.copy_(centroids * counts[:, None])
@@ -167,30 +169,32 @@ class QuantizerOutput:
 
 
 class ResidualVectorQuantizer(nn.Module):
-    """n_q EMA codebooks, each quantizing the residual of the levels before it."""
+    """num_codebooks EMA codebooks, each quantizing the residual of the levels before it."""
 
-    def __init__(self, dimension: int, n_q: int, bins: int, decay: float = 0.99, kmeans_iters: int = 50,
+    def __init__(self, dimension: int, num_codebooks: int, cardinality: int, decay: float = 0.99, *,
+                 kmeans_iters: int = 50,
                  dead_code_threshold: float = 2.0, quantizer_dropout: float = 0.0, commitment_weight: float = 1.0,
                  epsilon: float = 1e-5, seed: int = 0) -> None:
         super().__init__()
-        if n_q < 1 or bins < 2:
-            raise ValueError(f"a quantizer needs n_q >= 1 and bins >= 2, got n_q={n_q}, bins={bins}")
+        if num_codebooks < 1 or cardinality < 2:
+            raise ValueError(f"a quantizer needs num_codebooks >= 1 and cardinality >= 2, got num_codebooks={num_codebooks}, cardinality={cardinality}")
         if not 0.0 <= quantizer_dropout <= 1.0:
             raise ValueError(f"quantizer_dropout is a probability in [0, 1], got {quantizer_dropout}")
-        self.n_q, self.bins, self.dimension = n_q, bins, dimension
+        self.num_codebooks, self.cardinality, self.dimension = num_codebooks, cardinality, dimension
         self.quantizer_dropout, self.commitment_weight = quantizer_dropout, commitment_weight
         self.generator = torch.Generator().manual_seed(seed)
         self.levels = nn.ModuleList(
-            EuclideanCodebook(dimension, bins, decay, kmeans_iters, dead_code_threshold, epsilon, self.generator)
-            for _ in range(n_q)
+            EuclideanCodebook(dimension, cardinality, decay, kmeans_iters, dead_code_threshold=dead_code_threshold,
+                              epsilon=epsilon, generator=self.generator)
+            for _ in range(num_codebooks)
         )
 
-    def encode(self, latent: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
-        """latent [B, D, T] -> codes [B, n_q, T] int64."""
+    def encode(self, latent: torch.Tensor, num_codebooks: int | None = None) -> torch.Tensor:
+        """latent [B, D, T] -> codes [B, num_codebooks, T] int64."""
         with torch.autocast(latent.device.type, enabled=False):
             residual = _as_vectors(latent.float())
             codes = []
-            for level in self.levels[: n_q or self.n_q]:
+            for level in self.levels[: num_codebooks or self.num_codebooks]:
                 level_codes = level.encode(residual)
                 residual = residual - level.decode(level_codes)
                 codes.append(level_codes)
@@ -202,15 +206,15 @@ class ResidualVectorQuantizer(nn.Module):
             latent = sum(level.decode(level_codes) for level, level_codes in zip(self.levels, codes.unbind(1)))
         return latent.transpose(1, 2)
 
-    def forward(self, latent: torch.Tensor, n_q: int | None = None) -> QuantizerOutput:
-        """Quantize latent [B, D, T] with the first n_q levels (fewer under quantizer dropout);
+    def forward(self, latent: torch.Tensor, num_codebooks: int | None = None) -> QuantizerOutput:
+        """Quantize latent [B, D, T] with the first num_codebooks levels (fewer under quantizer dropout);
         in training mode the codebooks learn from this batch."""
-        n_q = self._levels_for_step(n_q or self.n_q)
+        num_codebooks = self._levels_for_step(num_codebooks or self.num_codebooks)
         with torch.autocast(latent.device.type, enabled=False):
             vectors = _as_vectors(latent.float())
             residual, quantized = vectors, torch.zeros_like(vectors)
             codes, losses, stats = [], [], []
-            for level in self.levels[:n_q]:
+            for level in self.levels[:num_codebooks]:
                 level_codes, counts = self._assign(level, residual.detach())
                 level_quantized = level.decode(level_codes)
                 losses.append(F.mse_loss(residual, level_quantized))
@@ -232,20 +236,20 @@ class ResidualVectorQuantizer(nn.Module):
             metrics=metrics,
         )
 
-    def _levels_for_step(self, n_q: int) -> int:
-        """n_q, or under quantizer dropout (training only) a number in [1, n_q] drawn from the shared generator."""
-        if not 1 <= n_q <= self.n_q:
-            raise ValueError(f"n_q must be in [1, {self.n_q}], got {n_q}")
+    def _levels_for_step(self, num_codebooks: int) -> int:
+        """num_codebooks, or under quantizer dropout (training only) a number in [1, num_codebooks] drawn from the shared generator."""
+        if not 1 <= num_codebooks <= self.num_codebooks:
+            raise ValueError(f"num_codebooks must be in [1, {self.num_codebooks}], got {num_codebooks}")
         if self.training and self.quantizer_dropout > 0:
             if torch.rand(1, generator=self.generator).item() < self.quantizer_dropout:
-                return int(torch.randint(1, n_q + 1, (1,), generator=self.generator))
-        return n_q
+                return int(torch.randint(1, num_codebooks + 1, (1,), generator=self.generator))
+        return num_codebooks
 
     def _assign(self, level: EuclideanCodebook, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.training:
             return level.learn(residual, self.generator)
         codes = level.encode(residual)
-        return codes, torch.bincount(codes, minlength=self.bins).float()
+        return codes, torch.bincount(codes, minlength=self.cardinality).float()
 
 
 def _as_vectors(latent: torch.Tensor) -> torch.Tensor:

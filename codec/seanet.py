@@ -11,15 +11,13 @@ The decoder mirrors it with transposed convolutions. Module names and order foll
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrizations, parametrize
 
-if TYPE_CHECKING:
-    from .model import CodecConfig
+from .config import CodecConfig
 
 NORMS = ("weight_norm", "none")
 PAD_MODES = ("reflect", "constant", "replicate", "circular")
@@ -54,7 +52,8 @@ class PaddedConv1d(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 dilation: int = 1, causal: bool = False, pad_mode: str = "reflect", norm: str = "weight_norm") -> None:
+                 *, dilation: int = 1, causal: bool = False, pad_mode: str = "reflect",
+                 norm: str = "weight_norm") -> None:
         super().__init__()
         if pad_mode not in PAD_MODES:
             raise ValueError(f"pad_mode must be one of {PAD_MODES}, got {pad_mode!r}")
@@ -79,7 +78,7 @@ class PaddedConvTranspose1d(nn.Module):
     on the right when causal, split (more on the left) otherwise."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int,
-                 causal: bool = False, norm: str = "weight_norm") -> None:
+                 *, causal: bool = False, norm: str = "weight_norm") -> None:
         super().__init__()
         self.conv = apply_norm(nn.ConvTranspose1d(in_channels, out_channels, kernel_size, stride), norm)
         padding_total = kernel_size - stride
@@ -95,7 +94,7 @@ class ResidualBlock(nn.Module):
     """x + block(x): ELU, conv(k, dilation) to dim // compress, ELU, conv(1) back to dim.
     The skip is the identity, or a 1x1 convolution when `conv_shortcut`."""
 
-    def __init__(self, dim: int, kernel_size: int, dilation: int, compress: int, conv_shortcut: bool,
+    def __init__(self, dim: int, kernel_size: int, dilation: int, compress: int, *, conv_shortcut: bool,
                  causal: bool, pad_mode: str, norm: str) -> None:
         super().__init__()
         hidden = dim // compress
@@ -125,7 +124,8 @@ class BottleneckLSTM(nn.Module):
 def _residual_blocks(config: CodecConfig, dim: int) -> list[nn.Module]:
     return [
         ResidualBlock(dim, config.residual_kernel_size, config.dilation_base ** j, config.compress,
-                      config.conv_shortcut, config.causal, config.pad_mode, config.norm)
+                      conv_shortcut=config.conv_shortcut, causal=config.causal, pad_mode=config.pad_mode,
+                      norm=config.norm)
         for j in range(config.n_residual_layers)
     ]
 
@@ -172,7 +172,8 @@ class SEANetDecoder(nn.Module):
         if config.lstm_layers:
             layers.append(BottleneckLSTM(width, config.lstm_layers))
         for ratio in config.ratios:
-            layers += [nn.ELU(), PaddedConvTranspose1d(width, width // 2, ratio * 2, ratio, config.causal, config.norm)]
+            layers += [nn.ELU(), PaddedConvTranspose1d(width, width // 2, ratio * 2, ratio, causal=config.causal,
+                                                       norm=config.norm)]
             width //= 2
             layers += _residual_blocks(config, width)
         layers += [nn.ELU(), PaddedConv1d(width, config.channels, config.last_kernel_size, **conv)]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import ctypes
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,18 +27,18 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from codec import Codec
-from codec.audio import mix_channels, resample
-from codec.config import load_config, save_config
-from codec.hf import codec_from_hf
-from codec.model import read_weights
+from infra.audio import mix_channels, resample
+from infra.config import load_config, save_config
+from infra.weights import read_weights
 from patterns import get_provider
 
 from . import hf
 from .beat_clock import beats_per_frame
 from .conditioners import TextConditioner, check_prompts
-from .generate import Sampling, is_number, row_generators
+from .config import MusicGenConfig, PatternConfig, Sampling, is_number
 from .fast_linear import can_pack
-from .lm import LM, LMConfig, replaced_for_inference
+from .generate import row_generators
+from .lm import LM, replaced_for_inference
 from .long_form import default_stride, generate_in_windows, plan_windows
 
 CONFIG_FILE = "config.yaml"
@@ -62,40 +61,13 @@ DEFAULT_CHECKPOINT = _default_checkpoint()
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-@dataclass
-class PatternConfig:
-    """A codebook pattern by name (parallel, delay, flatten, valley, partial_flatten) and its provider options."""
-
-    name: str = "delay"
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class GenerationDefaults:
-    """What `generate` uses for the arguments it is not given."""
-
-    duration: float = 10.0
-    use_sampling: bool = True
-    top_k: int = 250
-    top_p: float = 0.0
-    temperature: float = 1.0
-    cfg_coef: float = 3.0
-
-
-@dataclass
-class MusicGenConfig:
-    lm: LMConfig = field(default_factory=LMConfig)
-    pattern: PatternConfig = field(default_factory=PatternConfig)
-    generation: GenerationDefaults = field(default_factory=GenerationDefaults)
-
-
 class MusicGen:
     """A text-conditioned LM over codec codes, its T5 conditioner and the codec that turns codes into audio."""
 
     def __init__(self, config: MusicGenConfig, lm: LM, conditioner: TextConditioner, codec: Codec) -> None:
-        if (codec.num_codebooks, codec.cardinality) != (lm.config.num_codebooks, lm.config.card):
+        if (codec.num_codebooks, codec.cardinality) != (lm.config.num_codebooks, lm.config.cardinality):
             raise ValueError(f"the codec has K={codec.num_codebooks} codebooks of {codec.cardinality} codes, "
-                             f"the LM expects K={lm.config.num_codebooks} of {lm.config.card}")
+                             f"the LM expects K={lm.config.num_codebooks} of {lm.config.cardinality}")
         if conditioner.dim != lm.config.condition_dim:
             raise ValueError(f"the text encoder width {conditioner.dim} differs from lm.condition_dim {lm.config.condition_dim}")
         self.config = config
@@ -107,7 +79,7 @@ class MusicGen:
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device: str | torch.device | None = None,
                         dtype: str | torch.dtype | None = None, quantize: str | None = None,
-                        compile: bool = False) -> MusicGen:
+                        *, compile: bool = False) -> MusicGen:
         """Load this project's checkpoint directory or a Hugging Face MusicGen one (the embedded default when path is None).
 
         device: "cpu", "cuda", "cuda:1", ... (default: CUDA when available). dtype: the LM's float type
@@ -153,7 +125,7 @@ class MusicGen:
     def _load_hf(cls, path: Path) -> MusicGen:
         hf_config, state = hf.read_hf_config(path), hf.read_hf_weights(path)
         lm = hf.lm_from_hf(hf_config, state)
-        codec = codec_from_hf(hf_config.audio_encoder.to_dict(), hf.split_prefix(state, "audio_encoder."))
+        codec = Codec.from_hf(hf_config.audio_encoder.to_dict(), hf.split_prefix(state, "audio_encoder."))
         config = MusicGenConfig(lm=lm.config, pattern=PatternConfig("delay"))
         return cls(config, lm, hf.conditioner_from_hf(hf_config, state, path), codec)
 
@@ -215,8 +187,11 @@ class MusicGen:
         seconds after the one before (default: 18/30 of a window, as audiocraft's 18 s in 30 s).
         progress: True for a progress bar, or a callback(step, total) called after every step.
         """
-        return self._generate(prompts, duration, None, 0.0, use_sampling, top_k, top_p, temperature, cfg_coef, seed,
-                              first_row, stride, return_codes, progress)
+        sampling = self._sampling(use_sampling=use_sampling, temperature=temperature, top_k=top_k, top_p=top_p,
+                                  cfg_coef=cfg_coef)
+        return self._generate(prompts, duration=duration, prompt_codes=None, downbeat_frame=0.0, sampling=sampling,
+                              seed=seed, first_row=first_row, stride=stride, return_codes=return_codes,
+                              progress=progress)
 
     def generate_continuation(self, prompt_wav: torch.Tensor, prompt_sample_rate: int, prompts: list[str] | None = None,
                               duration: float | None = None, *, use_sampling: bool | None = None, top_k: int | None = None,
@@ -242,22 +217,28 @@ class MusicGen:
         check_prompts(prompts)
         if len(prompts) != prompt_codes.shape[0]:
             raise ValueError(f"got {len(prompts)} prompts for {prompt_codes.shape[0]} audio prompts; expected one each")
-        return self._generate(prompts, duration, prompt_codes, downbeat * self.frame_rate, use_sampling, top_k, top_p,
-                              temperature, cfg_coef, seed, first_row, stride, return_codes, progress)
+        sampling = self._sampling(use_sampling=use_sampling, temperature=temperature, top_k=top_k, top_p=top_p,
+                                  cfg_coef=cfg_coef)
+        return self._generate(prompts, duration=duration, prompt_codes=prompt_codes,
+                              downbeat_frame=downbeat * self.frame_rate, sampling=sampling, seed=seed,
+                              first_row=first_row, stride=stride, return_codes=return_codes, progress=progress)
 
-    def _generate(self, prompts, duration, prompt_codes, downbeat_frame, use_sampling, top_k, top_p, temperature, cfg_coef,
-                  seed, first_row, stride, return_codes, progress):
-        check_prompts(prompts)
+    def _sampling(self, **given: Any) -> Sampling:
+        """A Sampling of the arguments given (use_sampling, temperature, top_k, top_p, cfg_coef), each None taking
+        `config.generation`'s value."""
         defaults = self.config.generation
-        sampling = Sampling(
-            use_sampling=defaults.use_sampling if use_sampling is None else use_sampling,
-            temperature=defaults.temperature if temperature is None else temperature,
-            top_k=defaults.top_k if top_k is None else top_k,
-            top_p=defaults.top_p if top_p is None else top_p,
-            cfg_coef=defaults.cfg_coef if cfg_coef is None else cfg_coef,
-        )
+        return Sampling(**{name: getattr(defaults, name) if value is None else value for name, value in given.items()})
+
+    def _generate(self, prompts: list[str], *, duration: float | None, prompt_codes: torch.Tensor | None,
+                  downbeat_frame: float, sampling: Sampling, seed: int | None, first_row: int, stride: float | None,
+                  return_codes: bool, progress: bool | Callable[[int, int], None]
+                  ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The path both public calls share: prompts (B strings) and, for a continuation, prompt_codes [B, K, T_p]
+        kept as the first frames -> wav [B, C, frames * hop] (and codes [B, K, frames]). downbeat_frame: where a bar
+        starts, in frames from the first prompt frame; the other arguments as in `generate`."""
+        check_prompts(prompts)
         generators = self._generators(seed, first_row, len(prompts))
-        frames = self._frames(defaults.duration if duration is None else duration)
+        frames = self._frames(self.config.generation.duration if duration is None else duration)
         prompt_frames = 0 if prompt_codes is None else prompt_codes.shape[-1]
         if prompt_frames >= frames:
             raise ValueError(f"duration ({frames} frames) must be longer than the audio prompt ({prompt_frames} frames)")
@@ -266,7 +247,7 @@ class MusicGen:
         condition, mask = self.conditioner(prompts)
         self._prepare_for_inference()
         codes = generate_in_windows(self.lm, self.pattern_provider, condition.to(self.device), mask.to(self.device),
-                                    sampling, windows, prompt=prompt_codes, generators=generators,
+                                    sampling=sampling, windows=windows, prompt=prompt_codes, generators=generators,
                                     progress=_progress_callback(progress),
                                     beats_per_frame=tempo if self.lm.config.beat_clock else None,
                                     downbeat_frame=downbeat_frame)

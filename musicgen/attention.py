@@ -5,18 +5,12 @@ generation) and cross-attention to the text condition, on PyTorch's SDPA or xfor
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import LMConfig
 from .positions import rotate
-
-if TYPE_CHECKING:
-    from .lm import LMConfig
-
-ATTENTION_BACKENDS = ("sdpa", "xformers")
 
 
 def attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None,
@@ -46,7 +40,8 @@ def _attend_xformers(query, keys, values, mask, causal, dropout):
 class KVCache(nn.Module):
     """Preallocated self-attention keys and values [B, H, max_steps, head_dim], written in place."""
 
-    def __init__(self, batch: int, num_heads: int, max_steps: int, head_dim: int, dtype: torch.dtype, device) -> None:
+    def __init__(self, batch: int, num_heads: int, max_steps: int, head_dim: int, *, dtype: torch.dtype,
+                 device) -> None:
         super().__init__()
         shape = (batch, num_heads, max_steps, head_dim)
         self.register_buffer("keys", torch.zeros(shape, dtype=dtype, device=device), persistent=False)

@@ -5,12 +5,12 @@
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
-from codec.audio import write_audio
+from infra.audio import write_audio
+from infra.files import atomic_write
 
 PEAK_TARGET = 10 ** (-1 / 20)  # -1 dBFS, headroom for lossy encoders and resampling
 
@@ -28,9 +28,4 @@ def prepare_for_writing(wav: torch.Tensor, normalize: bool = False) -> tuple[tor
 
 def write_atomically(path: Path, wav: torch.Tensor, sample_rate: int) -> None:
     """Write wav [C, N] (format from path's extension) beside path, then rename: path is whole or untouched."""
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
-    try:
-        write_audio(partial, wav, sample_rate)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    atomic_write(path, lambda temporary: write_audio(temporary, wav, sample_rate))

@@ -205,7 +205,7 @@ def generate_files(args: argparse.Namespace, prompts: list[str], paths: list[Pat
         batch = range(start, min(start + args.batch_size, len(prompts)))
         try:
             _generate_batch(model, args, [prompts[index] for index in batch], [paths[index] for index in batch],
-                            recording, seed, written, first_row=start)
+                            recording=recording, seed=seed, written=written, first_row=start)
         except Exception as error:
             message = (f"batch {number + 1}/{len(starts)} (prompts {start + 1}-{batch.stop} of {len(prompts)}, "
                        f"from {prompts[start]!r}) failed: {error}; kept the files written so far: {len(written)}")
@@ -216,8 +216,8 @@ def generate_files(args: argparse.Namespace, prompts: list[str], paths: list[Pat
     return 0
 
 
-def _generate_batch(model, args: argparse.Namespace, prompts: list[str], paths: list[Path], recording, seed: int,
-                    written: list[Path], *, first_row: int) -> None:
+def _generate_batch(model, args: argparse.Namespace, prompts: list[str], paths: list[Path], *, recording, seed: int,
+                    written: list[Path], first_row: int) -> None:
     """Generate one batch, prompts first_row, first_row + 1, ... of the list, write its files, print their JSON lines,
     and append each written path to `written`."""
     options = dict(duration=args.duration, stride=args.stride, top_k=args.top_k, top_p=args.top_p,
@@ -241,7 +241,7 @@ def _read_recording(path: Path):
     """The recording to continue, [C, N] at its own rate, and that rate."""
     import soundfile
 
-    from codec.audio import audio_info, read_audio
+    from infra.audio import audio_info, read_audio
 
     try:
         sample_rate = audio_info(path).sample_rate

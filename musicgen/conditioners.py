@@ -81,12 +81,3 @@ def check_prompts(prompts: list[str]) -> None:
 def null_condition(condition: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The condition of classifier-free guidance's unconditional rows: zeros, nothing to attend to."""
     return torch.zeros_like(condition), torch.zeros_like(mask)
-
-
-def drop_conditions(condition: torch.Tensor, mask: torch.Tensor, probability: float,
-                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training-time condition dropout: each row becomes the null condition with the given probability."""
-    if not 0.0 <= probability <= 1.0:
-        raise ValueError(f"condition dropout probability must be in [0, 1], got {probability!r}")
-    keep = torch.rand(condition.shape[0], generator=generator, device=condition.device) >= probability
-    return condition * keep[:, None, None].to(condition.dtype), mask & keep[:, None]

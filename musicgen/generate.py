@@ -14,9 +14,7 @@ rows batched with it; greedy decoding reads none.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,44 +22,11 @@ import torch
 from patterns import Pattern
 
 from .conditioners import null_condition
+from .config import Sampling
 from .lm import LM, Memory
 
 ProgressCallback = Callable[[int, int], None]
 CACHE_ROUNDING = 256
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """How tokens are drawn. use_sampling=False (or temperature 0) is greedy; top_k=0 and top_p=0 disable those filters."""
-
-    use_sampling: bool = True
-    temperature: float = 1.0
-    top_k: int = 250
-    top_p: float = 0.0
-    cfg_coef: float = 3.0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.top_k, int) or isinstance(self.top_k, bool) or self.top_k < 0:
-            raise ValueError(f"top_k must be an integer >= 0, got {self.top_k!r}")
-        if not is_number(self.top_p) or not 0.0 <= self.top_p <= 1.0:
-            raise ValueError(f"top_p must be in [0, 1], got {self.top_p!r}")
-        if not is_number(self.temperature) or not math.isfinite(self.temperature) or self.temperature < 0:
-            raise ValueError(f"temperature must be a finite number >= 0, got {self.temperature!r}")
-        if not is_number(self.cfg_coef) or not math.isfinite(self.cfg_coef):
-            raise ValueError(f"cfg_coef must be a finite number, got {self.cfg_coef!r}")
-
-    @property
-    def guided(self) -> bool:
-        return self.cfg_coef != 1.0
-
-    @property
-    def greedy(self) -> bool:
-        return not self.use_sampling or self.temperature == 0
-
-
-def is_number(value) -> bool:
-    """An int or float, not a bool."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def sample_tokens(logits: torch.Tensor, sampling: Sampling, uniforms: torch.Tensor | None) -> torch.Tensor:
@@ -118,7 +83,7 @@ def draw_uniforms(generators: Sequence[torch.Generator] | None, shape: tuple[int
 
 
 def guided_logits(decode: Callable, tokens: torch.Tensor, positions: torch.Tensor, memory: Memory,
-                  cfg_coef: float | None, length: int | None) -> torch.Tensor:
+                  *, cfg_coef: float | None, length: int | None) -> torch.Tensor:
     """tokens [B, K, S'] -> logits [B, K, card] of the last step through `decode` (LM.decode or its compiled
     form); with cfg_coef the LM runs 2B rows (cond, then null)."""
     if cfg_coef is None:
@@ -130,21 +95,22 @@ def guided_logits(decode: Callable, tokens: torch.Tensor, positions: torch.Tenso
 def prefill(lm: LM, tokens: torch.Tensor, memory: Memory, cfg_coef: float | None) -> torch.Tensor:
     """Run the known steps 0 .. S'-1 in one call: tokens [B, K, S'] -> logits [B, K, card] for step S'."""
     positions = torch.arange(tokens.shape[-1], device=tokens.device)
-    return guided_logits(lm.decode, tokens, positions, memory, cfg_coef, length=tokens.shape[-1])
+    return guided_logits(lm.decode, tokens, positions, memory, cfg_coef=cfg_coef, length=tokens.shape[-1])
 
 
-def decode_one_token(lm: LM, column: torch.Tensor, position: torch.Tensor, memory: Memory, cfg_coef: float | None,
+def decode_one_token(lm: LM, column: torch.Tensor, position: torch.Tensor, memory: Memory, *, cfg_coef: float | None,
                      length: int | None = None) -> torch.Tensor:
     """The hot step: column [B, K, 1] at position [1] -> logits [B, K, card] for the next step.
 
     length (position + 1) limits attention to the cache written so far; None keeps shapes static, as
     the LM's compiled decode (LM.compile_decode), used when there is one, needs.
     """
-    return guided_logits(lm.compiled_decode or lm.decode, column, position, memory, cfg_coef, length)
+    return guided_logits(lm.compiled_decode or lm.decode, column, position, memory, cfg_coef=cfg_coef, length=length)
 
 
 @torch.inference_mode()
-def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_mask: torch.Tensor, sampling: Sampling,
+def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_mask: torch.Tensor, *,
+                   sampling: Sampling,
                    prompt: torch.Tensor | None = None, generators: Sequence[torch.Generator] | None = None,
                    progress: ProgressCallback | None = None, clock: torch.Tensor | None = None) -> torch.Tensor:
     """Generate pattern.timesteps frames.
@@ -156,7 +122,7 @@ def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_
     """
     batch, special = condition.shape[0], lm.special_token
     device = lm.device
-    codes = torch.full((batch, pattern.n_q, pattern.timesteps), special, dtype=torch.long, device=device)
+    codes = torch.full((batch, pattern.num_codebooks, pattern.timesteps), special, dtype=torch.long, device=device)
     prompt_frames = _place_prompt(codes, prompt)
     sequence, valid = pattern.build_sequence(codes, special)
     to_generate = valid & (pattern.frame_at.to(device) >= prompt_frames)
@@ -168,7 +134,8 @@ def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_
         null, null_mask = null_condition(condition, condition_mask)
         condition, condition_mask = torch.cat([condition, null]), torch.cat([condition_mask, null_mask])
         clock = None if clock is None else torch.cat([clock, torch.zeros_like(clock)])
-    uniforms = None if sampling.greedy else draw_uniforms(generators, (batch, total - start, pattern.n_q), device)
+    uniforms = None if sampling.greedy else draw_uniforms(generators, (batch, total - start, pattern.num_codebooks),
+                                                          device)
     positions = torch.arange(total, device=device)
     lm.setup_caches(condition.shape[0], _cache_steps(lm, total - 1))
     try:
@@ -178,7 +145,8 @@ def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_
             tokens = sample_tokens(logits, sampling, None if uniforms is None else uniforms[:, step - start])
             sequence[..., step] = torch.where(to_generate[:, step], tokens, sequence[..., step])
             if step + 1 < total:
-                logits = decode_one_token(lm, sequence[..., step:step + 1], positions[step:step + 1], memory, cfg_coef,
+                logits = decode_one_token(lm, sequence[..., step:step + 1], positions[step:step + 1], memory,
+                                          cfg_coef=cfg_coef,
                                           length=None if lm.compiled_decode else step + 1)
             if progress is not None:
                 progress(step - start + 1, total - start)

@@ -25,10 +25,12 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, MusicgenConfig, T5EncoderModel
 
-from codec.model import is_decoder_weight_norm_half, load_weights, read_weights
+from codec.model import is_decoder_weight_norm_half
+from infra.weights import load_weights, read_weights
 
 from .conditioners import TextConditioner
-from .lm import ACTIVATIONS, LM, LMConfig
+from .config import LMConfig
+from .lm import ACTIVATIONS, LM
 
 HF_CONFIG = "config.json"
 HF_WEIGHTS = "model.safetensors"
@@ -84,7 +86,7 @@ def lm_config_from_hf(config: MusicgenConfig) -> LMConfig:
         if getattr(decoder, name) != decoder.vocab_size:
             raise ValueError(f"decoder.{name} must be the special token {decoder.vocab_size} (= vocab_size), "
                              f"got {getattr(decoder, name)}")
-    return LMConfig(num_codebooks=decoder.num_codebooks, card=decoder.vocab_size, dim=decoder.hidden_size,
+    return LMConfig(num_codebooks=decoder.num_codebooks, cardinality=decoder.vocab_size, dim=decoder.hidden_size,
                     num_heads=decoder.num_attention_heads, num_layers=decoder.num_hidden_layers, ffn_dim=decoder.ffn_dim,
                     condition_dim=config.text_encoder.d_model, max_positions=decoder.max_position_embeddings,
                     activation=decoder.activation_function)

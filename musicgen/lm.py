@@ -25,56 +25,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codec.model import load_weights
+from infra.weights import load_weights
 
-from .attention import ATTENTION_BACKENDS, CrossAttention, KVCache, SelfAttention
+from .attention import CrossAttention, KVCache, SelfAttention
 from .beat_clock import BeatClock
+from .config import LMConfig
 from .fast_linear import Int8Linear, PackedLinear, can_pack
 from .positions import rotary_angles, sinusoidal_positions
 
-ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}
-POSITION_ENCODINGS = ("sinusoidal", "rope")
-
-
-@dataclass
-class LMConfig:
-    """Sizes of the LM. `card` codes per codebook; the embeddings hold one more entry, the special token `card`."""
-
-    num_codebooks: int = 4
-    card: int = 2048
-    dim: int = 1024
-    num_heads: int = 16
-    num_layers: int = 24
-    ffn_dim: int = 4096
-    condition_dim: int = 768
-    max_positions: int = 2048
-    activation: str = "gelu"
-    dropout: float = 0.0
-    attention_backend: str = "sdpa"
-    position_encoding: str = "sinusoidal"  # or "rope" (rotary, relative offsets); published weights use sinusoidal
-    beat_clock: bool = False  # the tempo a prompt states, as the beat's phase at every step (not in published weights)
-
-    def __post_init__(self) -> None:
-        for name in ("num_codebooks", "card", "dim", "num_heads", "num_layers", "ffn_dim", "condition_dim", "max_positions"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"lm.{name} must be an integer >= 1, got {value!r}")
-        if self.dim % self.num_heads:
-            raise ValueError(f"lm.dim ({self.dim}) must be divisible by lm.num_heads ({self.num_heads})")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"lm.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        if self.attention_backend not in ATTENTION_BACKENDS:
-            raise ValueError(f"lm.attention_backend must be one of {ATTENTION_BACKENDS}, got {self.attention_backend!r}")
-        if self.position_encoding not in POSITION_ENCODINGS:
-            raise ValueError(f"lm.position_encoding must be one of {POSITION_ENCODINGS}, got {self.position_encoding!r}")
-        if self.position_encoding == "rope" and self.head_dim % 2:
-            raise ValueError(f"lm.position_encoding 'rope' needs an even head dimension, got {self.head_dim}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"lm.dropout must be in [0, 1), got {self.dropout!r}")
-
-    @property
-    def head_dim(self) -> int:
-        return self.dim // self.num_heads
+ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}  # by LMConfig.activation (config.ACTIVATION_NAMES)
 
 
 def replaced_for_inference(name: str) -> bool:
@@ -131,10 +90,12 @@ class LM(nn.Module):
         super().__init__()
         self.config = config
         self.condition_projection = nn.Linear(config.condition_dim, config.dim)
-        self.embeddings = nn.ModuleList(nn.Embedding(config.card + 1, config.dim) for _ in range(config.num_codebooks))
+        self.embeddings = nn.ModuleList(nn.Embedding(config.cardinality + 1,
+                                                     config.dim) for _ in range(config.num_codebooks))
         self.layers = nn.ModuleList(Block(config) for _ in range(config.num_layers))
         self.norm = nn.LayerNorm(config.dim)
-        self.heads = nn.ModuleList(nn.Linear(config.dim, config.card, bias=False) for _ in range(config.num_codebooks))
+        self.heads = nn.ModuleList(nn.Linear(config.dim, config.cardinality,
+                                             bias=False) for _ in range(config.num_codebooks))
         self.fused_heads: nn.Module | None = None  # the K heads in one (fuse_projections)
         self.causal_mask: torch.Tensor | None = None
         self.compiled_decode: Callable | None = None  # compile_decode
@@ -159,7 +120,7 @@ class LM(nn.Module):
 
     @property
     def special_token(self) -> int:
-        return self.config.card
+        return self.config.cardinality
 
     @property
     def device(self) -> torch.device:
@@ -205,7 +166,7 @@ class LM(nn.Module):
         reference = self.norm.weight
         for layer in self.layers:
             layer.self_attention.kv_cache = KVCache(batch, self.config.num_heads, max_steps, self.config.head_dim,
-                                                    reference.dtype, reference.device)
+                                                    dtype=reference.dtype, device=reference.device)
         self.causal_mask = torch.ones(max_steps, max_steps, dtype=torch.bool, device=reference.device).tril()
 
     def quantize_int8(self) -> LM:

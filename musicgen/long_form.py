@@ -23,7 +23,8 @@ import torch
 from patterns import PatternProvider
 
 from .beat_clock import beat_clock
-from .generate import ProgressCallback, Sampling, first_generated_step, generate_codes
+from .config import Sampling
+from .generate import ProgressCallback, first_generated_step, generate_codes
 from .lm import LM
 
 AUDIOCRAFT_STRIDE_FRACTION = 18 / 30
@@ -74,7 +75,7 @@ def plan_windows(prompt_frames: int, total_frames: int, window: int, stride: int
 
 @torch.inference_mode()
 def generate_in_windows(lm: LM, provider: PatternProvider, condition: torch.Tensor, condition_mask: torch.Tensor,
-                        sampling: Sampling, windows: list[Window], prompt: torch.Tensor | None = None,
+                        *, sampling: Sampling, windows: list[Window], prompt: torch.Tensor | None = None,
                         generators: Sequence[torch.Generator] | None = None,
                         progress: ProgressCallback | None = None,
                         beats_per_frame: torch.Tensor | None = None, downbeat_frame: float = 0.0) -> torch.Tensor:
@@ -93,7 +94,7 @@ def generate_in_windows(lm: LM, provider: PatternProvider, condition: torch.Tens
     for index, (window, pattern) in enumerate(zip(windows, patterns)):
         window_prompt = None if codes is None or window.prompt_frames == 0 else codes[..., window.start:window.known]
         clock = None if beats_per_frame is None else beat_clock(beats_per_frame, window.start - downbeat_frame)
-        made = generate_codes(lm, pattern, condition, condition_mask, sampling, prompt=window_prompt,
+        made = generate_codes(lm, pattern, condition, condition_mask, sampling=sampling, prompt=window_prompt,
                               generators=generators, clock=clock,
                               progress=_offset_progress(progress, sum(steps[:index]), sum(steps)))
         new_frames = made[..., window.prompt_frames:]

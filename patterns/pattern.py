@@ -23,22 +23,22 @@ class Pattern:
     """
 
     layout: Layout
-    n_q: int
+    num_codebooks: int
     timesteps: int
     step_of: torch.Tensor = field(init=False, repr=False)
     frame_at: torch.Tensor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.n_q < 1 or self.timesteps < 1:
-            raise ValueError(f"a pattern needs n_q >= 1 and timesteps >= 1, got n_q={self.n_q}, timesteps={self.timesteps}")
+        if self.num_codebooks < 1 or self.timesteps < 1:
+            raise ValueError(f"a pattern needs num_codebooks >= 1 and timesteps >= 1, got num_codebooks={self.num_codebooks}, timesteps={self.timesteps}")
         if not self.layout or self.layout[0]:
             raise ValueError("layout[0] must be the empty first step")
-        step_of = torch.full((self.n_q, self.timesteps), -1, dtype=torch.long)
-        frame_at = torch.full((self.n_q, len(self.layout)), self.timesteps, dtype=torch.long)
+        step_of = torch.full((self.num_codebooks, self.timesteps), -1, dtype=torch.long)
+        frame_at = torch.full((self.num_codebooks, len(self.layout)), self.timesteps, dtype=torch.long)
         for step, coordinates in enumerate(self.layout):
             for t, k in coordinates:
-                if not (0 <= t < self.timesteps and 0 <= k < self.n_q):
-                    raise ValueError(f"coordinate {(t, k)} at step {step} is outside T={self.timesteps}, K={self.n_q}")
+                if not (0 <= t < self.timesteps and 0 <= k < self.num_codebooks):
+                    raise ValueError(f"coordinate {(t, k)} at step {step} is outside T={self.timesteps}, K={self.num_codebooks}")
                 if step_of[k, t] >= 0:
                     raise ValueError(f"coordinate {(t, k)} appears twice (steps {int(step_of[k, t])} and {step})")
                 if frame_at[k, step] != self.timesteps:
@@ -72,7 +72,7 @@ class Pattern:
         """codes [B, K, T] -> (sequence [B, K, len(layout)], mask [K, len(layout)]); empty slots hold special_token."""
         self._check_shape(codes, "codes", self.timesteps, "T")
         batch = codes.shape[0]
-        padded = torch.cat([codes, codes.new_full((batch, self.n_q, 1), special_token)], dim=-1)
+        padded = torch.cat([codes, codes.new_full((batch, self.num_codebooks, 1), special_token)], dim=-1)
         index = self.frame_at.to(codes.device).expand(batch, -1, -1)
         return padded.gather(-1, index), self.valid_mask().to(codes.device)
 
@@ -97,16 +97,16 @@ class Pattern:
         if length > len(self.layout):
             raise ValueError(f"{name} has {length} steps, more than the pattern's {len(self.layout)}")
         trailing = values.shape[3:]
-        padded = torch.cat([values, values.new_full((batch, self.n_q, 1, *trailing), fill)], dim=2)
+        padded = torch.cat([values, values.new_full((batch, self.num_codebooks, 1, *trailing), fill)], dim=2)
         steps = steps.to(values.device)
         mask = steps < length
         index = torch.where(mask, steps, length)
-        index = index.view(1, self.n_q, self.timesteps, *([1] * len(trailing)))
+        index = index.view(1, self.num_codebooks, self.timesteps, *([1] * len(trailing)))
         index = index.expand(batch, -1, -1, *trailing)
         return padded.gather(2, index), mask
 
     def _check_shape(self, values: torch.Tensor, name: str, length: int | None, length_name: str) -> None:
-        if values.dim() < 3 or values.shape[1] != self.n_q:
-            raise ValueError(f"{name} must be [B, K={self.n_q}, {length_name}, ...], got shape {tuple(values.shape)}")
+        if values.dim() < 3 or values.shape[1] != self.num_codebooks:
+            raise ValueError(f"{name} must be [B, K={self.num_codebooks}, {length_name}, ...], got shape {tuple(values.shape)}")
         if length is not None and values.shape[2] != length:
             raise ValueError(f"{name} must have {length_name}={length} frames, got {values.shape[2]}")

@@ -11,24 +11,24 @@ from collections.abc import Sequence
 from .pattern import Layout, Pattern
 
 
-def check_n_q(n_q: int) -> int:
-    """n_q itself, or ValueError unless it is an integer >= 1."""
-    if not isinstance(n_q, int) or isinstance(n_q, bool) or n_q < 1:
-        raise ValueError(f"n_q must be an integer >= 1, got {n_q!r}")
-    return n_q
+def check_n_q(num_codebooks: int) -> int:
+    """num_codebooks itself, or ValueError unless it is an integer >= 1."""
+    if not isinstance(num_codebooks, int) or isinstance(num_codebooks, bool) or num_codebooks < 1:
+        raise ValueError(f"num_codebooks must be an integer >= 1, got {num_codebooks!r}")
+    return num_codebooks
 
 
 class PatternProvider(ABC):
     """Makes the pattern of one layout for any number of frames."""
 
-    def __init__(self, n_q: int) -> None:
-        self.n_q = check_n_q(n_q)
+    def __init__(self, num_codebooks: int) -> None:
+        self.num_codebooks = check_n_q(num_codebooks)
 
     def get_pattern(self, timesteps: int) -> Pattern:
         """The pattern for `timesteps` frames of every codebook."""
         if not isinstance(timesteps, int) or timesteps < 1:
             raise ValueError(f"timesteps must be an integer >= 1, got {timesteps!r}")
-        return Pattern(self.layout(timesteps), n_q=self.n_q, timesteps=timesteps)
+        return Pattern(self.layout(timesteps), num_codebooks=self.num_codebooks, timesteps=timesteps)
 
     @abstractmethod
     def layout(self, timesteps: int) -> Layout:
@@ -46,11 +46,11 @@ class DelayedPatternProvider(PatternProvider):
         k3     .   .     .     .     t0k3  ...
     """
 
-    def __init__(self, n_q: int, delays: Sequence[int] | None = None) -> None:
-        super().__init__(n_q)
-        delays = list(range(n_q)) if delays is None else list(delays)
-        if len(delays) != n_q:
-            raise ValueError(f"delays must have one entry per codebook ({n_q}), got {len(delays)}: {delays}")
+    def __init__(self, num_codebooks: int, delays: Sequence[int] | None = None) -> None:
+        super().__init__(num_codebooks)
+        delays = list(range(num_codebooks)) if delays is None else list(delays)
+        if len(delays) != num_codebooks:
+            raise ValueError(f"delays must have one entry per codebook ({num_codebooks}), got {len(delays)}: {delays}")
         if any(not isinstance(d, int) or d < 0 for d in delays):
             raise ValueError(f"delays must be integers >= 0, got {delays}")
         self.delays = delays
@@ -73,8 +73,8 @@ class ParallelPatternProvider(DelayedPatternProvider):
         k3     .   t0k3  t1k3  t2k3
     """
 
-    def __init__(self, n_q: int) -> None:
-        super().__init__(n_q, delays=[0] * check_n_q(n_q))
+    def __init__(self, num_codebooks: int) -> None:
+        super().__init__(num_codebooks, delays=[0] * check_n_q(num_codebooks))
 
 
 class FlattenPatternProvider(PatternProvider):
@@ -95,11 +95,11 @@ class FlattenPatternProvider(PatternProvider):
         k1-3   .   .     t0k*  .     t1k*
     """
 
-    def __init__(self, n_q: int, flattening: Sequence[int] | None = None) -> None:
-        super().__init__(n_q)
-        flattening = list(range(n_q)) if flattening is None else list(flattening)
-        if len(flattening) != n_q:
-            raise ValueError(f"flattening must have one entry per codebook ({n_q}), got {len(flattening)}: {flattening}")
+    def __init__(self, num_codebooks: int, flattening: Sequence[int] | None = None) -> None:
+        super().__init__(num_codebooks)
+        flattening = list(range(num_codebooks)) if flattening is None else list(flattening)
+        if len(flattening) != num_codebooks:
+            raise ValueError(f"flattening must have one entry per codebook ({num_codebooks}), got {len(flattening)}: {flattening}")
         if flattening[0] != 0 or any(b - a not in (0, 1) for a, b in zip(flattening, flattening[1:])):
             raise ValueError(f"flattening must start at 0 and rise by 0 or 1 per codebook, got {flattening}")
         self.flattening = flattening
@@ -109,7 +109,7 @@ class FlattenPatternProvider(PatternProvider):
         steps: Layout = [[]]
         for t in range(timesteps):
             for inner in range(self.inner_steps):
-                steps.append([(t, k) for k in range(self.n_q) if self.flattening[k] == inner])
+                steps.append([(t, k) for k in range(self.num_codebooks) if self.flattening[k] == inner])
         return steps
 
 
@@ -125,25 +125,26 @@ class ValleyPatternProvider(PatternProvider):
 
     def layout(self, timesteps: int) -> Layout:
         coarse = [[(t, 0)] for t in range(timesteps)]
-        fine = [[(t, k) for k in range(1, self.n_q)] for t in range(timesteps)] if self.n_q > 1 else []
+        fine = [[(t, k) for k in range(1,
+                                       self.num_codebooks)] for t in range(timesteps)] if self.num_codebooks > 1 else []
         return [[]] + coarse + fine
 
 
-def get_provider(name: str, n_q: int, **kwargs) -> PatternProvider:
+def get_provider(name: str, num_codebooks: int, **kwargs) -> PatternProvider:
     """The provider of a pattern by name: parallel, delay, flatten, valley or partial_flatten.
 
     `delay` takes `delays` (default [0, 1, ..., K-1]); `flatten` takes `flattening`.
     """
     if name == "parallel":
-        return ParallelPatternProvider(n_q, **kwargs)
+        return ParallelPatternProvider(num_codebooks, **kwargs)
     if name == "delay":
-        return DelayedPatternProvider(n_q, **kwargs)
+        return DelayedPatternProvider(num_codebooks, **kwargs)
     if name == "flatten":
-        return FlattenPatternProvider(n_q, **kwargs)
+        return FlattenPatternProvider(num_codebooks, **kwargs)
     if name == "partial_flatten":
-        return FlattenPatternProvider(n_q, flattening=[0] + [1] * (check_n_q(n_q) - 1), **kwargs)
+        return FlattenPatternProvider(num_codebooks, flattening=[0] + [1] * (check_n_q(num_codebooks) - 1), **kwargs)
     if name == "valley":
-        return ValleyPatternProvider(n_q, **kwargs)
+        return ValleyPatternProvider(num_codebooks, **kwargs)
     raise ValueError(f"unknown pattern {name!r}; valid names: {', '.join(PATTERN_NAMES)}")
 
 

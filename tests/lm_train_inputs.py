@@ -10,11 +10,12 @@ import torch
 import yaml
 
 from codec import Codec, CodecConfig
-from codec.config import config_from_dict
-from codec.distributed import DistributedEnv
-from musicgen.text_encoder import build_text_encoder
-from musicgen.token_cache import write_token_cache
-from musicgen.train import TrainConfig, train
+from infra.config import config_from_dict
+from infra.distributed import DistributedEnv
+from musicgen.train import train
+from musicgen.train.config import LMTrainConfig
+from musicgen.train.text_encoder import build_text_encoder
+from musicgen.train.token_cache import write_token_cache
 
 CAPTIONS = ["slow piano in C major", "fast drums at 140 BPM", "sad strings in D minor", "an upbeat guitar tune"]
 NUM_CODEBOOKS, CARD, TEXT_WIDTH = 3, 16, 32
@@ -28,7 +29,7 @@ def make_sources(folder: Path, ratios: list[int] = (4, 2)) -> tuple[Path, Path]:
     width 32."""
     torch.manual_seed(0)
     codec = Codec(CodecConfig(sample_rate=8000, dimension=8, n_filters=2, ratios=list(ratios), lstm_layers=0,
-                              n_q=NUM_CODEBOOKS, bins=CARD, kmeans_iters=0))
+                              num_codebooks=NUM_CODEBOOKS, cardinality=CARD, kmeans_iters=0))
     codec.save_pretrained(folder / "codec")
     build_text_encoder(CAPTIONS * 4, folder / "text_encoder", vocab_size=64, d_model=TEXT_WIDTH, layers=1, heads=2,
                        dropout=0.0)
@@ -58,7 +59,8 @@ def train_config(sources: tuple[Path, Path], run_dir: Path, cache_dir: Path, pat
     codec, text_encoder = sources
     config = {
         "codec": str(codec), "text_encoder": str(text_encoder), "run_dir": str(run_dir),
-        "model": {"lm": {"num_codebooks": NUM_CODEBOOKS, "card": CARD, "dim": 64, "num_heads": 4, "num_layers": 2,
+        "model": {"lm": {"num_codebooks": NUM_CODEBOOKS, "cardinality": CARD, "dim": 64, "num_heads": 4,
+                         "num_layers": 2,
                          "ffn_dim": 128, "condition_dim": TEXT_WIDTH, "max_positions": 64},
                   "pattern": {"name": pattern}},
         "data": {"cache_dir": str(cache_dir), "segment_seconds": frames / 1000, "batch_size": 8,
@@ -81,4 +83,4 @@ def write_config(config: dict[str, Any], path: Path) -> Path:
 
 def train_in_process(config: dict[str, Any]) -> Path:
     """`musicgen-train` on a config dict in this process (one process, on the CPU); returns the export folder."""
-    return train(config_from_dict(TrainConfig, config), ONE_PROCESS)
+    return train(config_from_dict(LMTrainConfig, config), ONE_PROCESS)

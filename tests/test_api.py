@@ -5,11 +5,11 @@ import math
 
 import pytest
 import torch
-from test_musicgen_hf import build_hf_musicgen
 
 from musicgen import MusicGen
-from musicgen.api import MusicGenConfig, PatternConfig
-from musicgen.conditioners import drop_conditions
+from musicgen.config import MusicGenConfig, PatternConfig
+
+from test_musicgen_hf import build_hf_musicgen
 
 
 @pytest.fixture(scope="module")
@@ -97,16 +97,6 @@ def test_conditioner_stays_frozen(model):
     model.conditioner.train()
     assert not model.conditioner.encoder.training
     assert not any(parameter.requires_grad for parameter in model.conditioner.parameters())
-
-
-def test_condition_dropout():
-    condition, mask = torch.randn(64, 3, 8), torch.ones(64, 3, dtype=torch.bool)
-    kept_condition, kept_mask = drop_conditions(condition, mask, 0.0)
-    assert torch.equal(kept_condition, condition) and torch.equal(kept_mask, mask)
-    dropped_condition, dropped_mask = drop_conditions(condition, mask, 1.0)
-    assert not dropped_condition.any() and not dropped_mask.any()
-    half = drop_conditions(condition, mask, 0.5, torch.Generator().manual_seed(0))[1]
-    assert 0 < half.any(dim=1).sum() < 64
 
 
 @pytest.mark.parametrize("arguments, message", [

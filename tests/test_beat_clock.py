@@ -8,14 +8,15 @@ from functools import partial
 import pytest
 import torch
 
-from codec.train_log import read_jsonl
-from lm_train_inputs import CARD, NUM_CODEBOOKS, make_sources, train_config, train_in_process
+from infra.train_log import read_jsonl
 from musicgen import MusicGen
 from musicgen.beat_clock import BEATS_PER_BAR, beat_clock, beats_per_frame, clock_features, stated_bpm
-from musicgen.generate import Sampling
+from musicgen.config import LMConfig, Sampling
+from musicgen.lm import LM
 from musicgen.long_form import default_stride, generate_in_windows, plan_windows
-from musicgen.lm import LM, LMConfig
-from musicgen.token_cache import write_token_cache
+from musicgen.train.token_cache import write_token_cache
+
+from lm_train_inputs import CARD, NUM_CODEBOOKS, make_sources, train_config, train_in_process
 
 FRAME_RATE = 20.0  # a tiny codec of hop 400 at 8 kHz: a beat of 3 frames is 400 BPM
 
@@ -60,7 +61,7 @@ def test_clock_features_follow_the_bar_and_start_where_the_window_does():
 
 def test_a_new_beat_clock_changes_nothing_and_a_clock_less_row_stays_so():
     torch.manual_seed(0)
-    config = LMConfig(num_codebooks=2, card=8, dim=32, num_heads=2, num_layers=1, ffn_dim=64, condition_dim=16,
+    config = LMConfig(num_codebooks=2, cardinality=8, dim=32, num_heads=2, num_layers=1, ffn_dim=64, condition_dim=16,
                       max_positions=32)
     lm = LM(config).eval()
     sequence, condition = torch.randint(0, 8, (2, 2, 20)), torch.randn(2, 3, 16)
@@ -115,7 +116,7 @@ def test_a_tiny_lm_puts_its_hits_on_the_stated_beat_only_with_a_clock(tmp_path):
         clip = beat_grid(period, 101)[None]
         condition, mask = model.conditioner([caption])
         continue_clip = partial(generate_in_windows, model.lm, model.pattern_provider, condition, mask,
-                                Sampling(use_sampling=False, cfg_coef=1.0), windows, prompt=clip[..., 1:3],
+                                sampling=Sampling(use_sampling=False, cfg_coef=1.0), windows=windows, prompt=clip[..., 1:3],
                                 beats_per_frame=beats_per_frame([caption], FRAME_RATE))
         assert torch.equal(continue_clip(downbeat_frame=BEATS_PER_BAR * period - 1), clip[..., 1:])
         assert not torch.equal(continue_clip(downbeat_frame=0.0), clip[..., 1:])

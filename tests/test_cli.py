@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from codec_audio import sine
-from tiny_models import TINY_FRAME_RATE, TINY_SAMPLE_RATE, save_tiny_musicgen
 
 from musicgen import MusicGen
 from musicgen.audio_output import PEAK_TARGET, prepare_for_writing, write_atomically
+
+from codec_audio import sine
+from tiny_models import TINY_FRAME_RATE, TINY_SAMPLE_RATE, save_tiny_musicgen
 
 COMMAND = str(Path(sys.executable).with_name("musicgen-generate"))
 CONTEXT_FRAMES = 37                               # the tiny model's window

@@ -6,8 +6,11 @@ import pytest
 import soundfile
 import torch
 
-from codec.audio import mix_channels, read_audio, write_audio
-from codec.data import SegmentDataset, StepBatchSampler, list_audio_paths, probe_audio
+from codec.train.data import SegmentDataset
+from infra.audio import mix_channels, read_audio, write_audio
+from infra.batches import StepBatchSampler
+from infra.manifest import list_audio_paths, probe_audio
+
 from codec_audio import sine
 
 

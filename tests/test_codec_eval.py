@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from codec import Codec, CodecConfig
-from codec.audio import read_audio
-from codec.evaluate import main, si_snr
+from codec.train.evaluate import main, si_snr
+from infra.audio import read_audio
+
 from codec_audio import write_tones
 
 
@@ -24,7 +25,8 @@ def test_si_snr_is_scale_invariant_and_matches_the_noise_level():
 
 def test_eval_command_reports_every_metric_over_the_whole_set(tmp_path, capsys):
     torch.manual_seed(0)
-    config = CodecConfig(sample_rate=8000, dimension=8, n_filters=4, ratios=[4, 2], lstm_layers=0, n_q=2, bins=8,
+    config = CodecConfig(sample_rate=8000, dimension=8, n_filters=4, ratios=[4, 2], lstm_layers=0, num_codebooks=2,
+                         cardinality=8,
                          kmeans_iters=0)
     Codec(config).save_pretrained(tmp_path / "model")
     paths = write_tones(tmp_path / "audio", count=3, seconds=0.5, sample_rate=16000)

@@ -8,28 +8,28 @@ from safetensors.torch import load_file, save_file
 from transformers import EncodecConfig, EncodecModel
 
 from codec import Codec
-from codec.hf import codec_from_hf
 
 CONFIGS = {
     "causal_shortcut_1lstm": dict(use_causal_conv=True, use_conv_shortcut=True, num_lstm_layers=1,
-                                  upsampling_ratios=[4, 2], codebook_size=16, n_q=2),
+                                  upsampling_ratios=[4, 2], codebook_size=16, num_codebooks=2),
     "noncausal_noshortcut_2lstm": dict(use_causal_conv=False, use_conv_shortcut=False, num_lstm_layers=2,
-                                       upsampling_ratios=[3, 2, 2], codebook_size=64, n_q=3),
+                                       upsampling_ratios=[3, 2, 2], codebook_size=64, num_codebooks=3),
     "stereo_odd_ratios_constant_pad": dict(audio_channels=2, use_causal_conv=False, num_lstm_layers=1, pad_mode="constant",
                                            upsampling_ratios=[5, 3], num_residual_layers=2, compress=4,
-                                           codebook_size=32, n_q=2),
+                                           codebook_size=32, num_codebooks=2),
     "musicgen_32khz_layout": dict(use_causal_conv=False, use_conv_shortcut=False, num_lstm_layers=2,
-                                  upsampling_ratios=[8, 5, 4, 4], codebook_size=128, sampling_rate=32000, n_q=4),
+                                  upsampling_ratios=[8, 5, 4,
+                                                     4], codebook_size=128, sampling_rate=32000, num_codebooks=4),
 }
 
 
-def build_hf_model(directory, n_q, seed=0, **overrides):
-    """A random EncodecModel with n_q codebooks (filled too) saved to `directory`; returns it in eval mode."""
+def build_hf_model(directory, num_codebooks, seed=0, **overrides):
+    """A random EncodecModel with num_codebooks codebooks (filled too) saved to `directory`; returns it in eval mode."""
     torch.manual_seed(seed)
     config = EncodecConfig(**{"num_filters": 4, "hidden_size": 8, "sampling_rate": 8000, **overrides})
     kbps_per_codebook = config.frame_rate * config.codebook_nbits / 1000
-    config.target_bandwidths = [(n_q + 0.5) * kbps_per_codebook]
-    assert config.num_quantizers == n_q
+    config.target_bandwidths = [(num_codebooks + 0.5) * kbps_per_codebook]
+    assert config.num_quantizers == num_codebooks
     model = EncodecModel(config).eval()
     with torch.no_grad():
         for layer in model.quantizer.layers:
@@ -84,7 +84,7 @@ def test_published_weight_g_weight_v_names_load(tmp_path):
                  for name, tensor in tensors.items()}
     assert any(name.endswith("weight_g") for name in old_names)
     config = json.loads((tmp_path / "config.json").read_text())
-    codec = codec_from_hf(config, old_names).eval()
+    codec = Codec.from_hf(config, old_names).eval()
     wav = torch.randn(1, 1, 123)
     expected_codes, _ = hf_codes_and_audio(model, wav)
     assert torch.equal(codec.encode(wav), expected_codes)
@@ -96,7 +96,8 @@ def test_musicgen_audio_encoder_section(tmp_path):
     musicgen_tensors = {f"audio_encoder.{name}": tensor for name, tensor in model.state_dict().items()}
     section = model.config.to_dict()
     prefix = "audio_encoder."
-    codec = codec_from_hf(section, {name[len(prefix):]: t for name, t in musicgen_tensors.items() if name.startswith(prefix)})
+    codec = Codec.from_hf(section, {name[len(prefix):]: t for name,
+                                    t in musicgen_tensors.items() if name.startswith(prefix)})
     assert codec.sample_rate == 32000 and codec.frame_rate == 50 and codec.cardinality == 128
     wav = torch.randn(1, 1, 1280)
     expected_codes, _ = hf_codes_and_audio(model, wav)
@@ -112,7 +113,7 @@ def test_musicgen_audio_encoder_section(tmp_path):
 def test_unsupported_variants_are_refused(change, message):
     config = {**EncodecConfig(num_filters=4, hidden_size=8).to_dict(), **change}
     with pytest.raises(ValueError, match=message):
-        codec_from_hf(config, {})
+        Codec.from_hf(config, {})
 
 
 def test_tensor_that_does_not_match_config_is_named(tmp_path):

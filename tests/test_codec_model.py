@@ -4,12 +4,12 @@ import torch
 import yaml
 
 from codec import Codec, CodecConfig
-from codec.losses import MultiScaleMelLoss
+from codec.train.losses import MultiScaleMelLoss
 
 
 def tiny_config(**overrides) -> CodecConfig:
     values = dict(sample_rate=8000, channels=1, dimension=16, n_filters=4, ratios=[4, 2], lstm_layers=1,
-                  n_q=3, bins=32, kmeans_iters=3)
+                  num_codebooks=3, cardinality=32, kmeans_iters=3)
     return CodecConfig(**{**values, **overrides})
 
 
@@ -113,7 +113,7 @@ def test_checkpoint_that_does_not_match_its_config_names_the_tensor(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(ValueError, match=r"tensor 'decoder\.layers\.0\.conv\.bias' has shape \(16,\).*\(32,\)"):
         Codec.from_pretrained(tmp_path)
-    config["n_filters"], config["n_q"] = 4, 4
+    config["n_filters"], config["num_codebooks"] = 4, 4
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(ValueError, match=r"missing tensor 'quantizer\.levels\.3\.cluster_size'"):
         Codec.from_pretrained(tmp_path)
@@ -159,7 +159,7 @@ def test_bad_codes_are_refused(codes, message):
 
 def test_tiny_codec_learns_to_reconstruct():
     torch.manual_seed(0)
-    codec = Codec(tiny_config(n_filters=8, bins=64, n_q=2)).train()
+    codec = Codec(tiny_config(n_filters=8, cardinality=64, num_codebooks=2)).train()
     optimizer = torch.optim.Adam(codec.parameters(), lr=5e-3)
     time = torch.arange(512) / 8000
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import torch
 
-from codec.checkpointing import list_checkpoints, load_checkpoint
-from codec.train_log import read_jsonl
+from infra.checkpoints import list_checkpoints, load_checkpoint
+from infra.train_log import read_jsonl
+
 from codec_audio import write_tones
 
 TINY = str(Path(__file__).parents[1] / "configs" / "codec" / "tiny.yaml")

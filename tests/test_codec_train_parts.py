@@ -5,12 +5,19 @@ import numpy as np
 import pytest
 import torch
 
-from codec.balancer import LossBalancer
-from codec.checkpointing import latest_checkpoint, list_checkpoints, load_checkpoint, restore_rng_state, rng_state, save_checkpoint
-from codec.discriminator import MultiScaleSTFTDiscriminator
-from codec.losses import MultiScaleMelLoss, discriminator_hinge_loss, feature_matching_loss, generator_hinge_loss
-from codec.schedule import warmup_cosine
-from codec.train_log import JsonlLog, read_jsonl
+from codec.train.balancer import LossBalancer
+from codec.train.discriminator import MultiScaleSTFTDiscriminator
+from codec.train.losses import MultiScaleMelLoss, discriminator_hinge_loss, feature_matching_loss, generator_hinge_loss
+from infra.checkpoints import (
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+)
+from infra.schedule import warmup_cosine
+from infra.train_log import JsonlLog, read_jsonl
 
 
 def draws(generator: torch.Generator) -> tuple:
@@ -21,7 +28,7 @@ def test_checkpoints_keep_the_newest_and_restore_rng(tmp_path):
     generator = torch.Generator().manual_seed(5)
     state = {"model": {"weight": torch.arange(4.0)}, "rng": rng_state({"own": generator})}
     expected = draws(generator)
-    (tmp_path / ".checkpoint_00000001.pt.tmp123").write_bytes(b"half written")
+    (tmp_path / ".checkpoint_00000001.tmp123.pt").write_bytes(b"half written")
     for step in (1, 2, 3):
         save_checkpoint(tmp_path, step, state, keep_last=2)
     assert [step for step, _ in list_checkpoints(tmp_path)] == [2, 3]

@@ -4,9 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from codec.config import ConfigError, load_config, save_config
-from codec.train import TrainConfig as CodecTrainConfig
-from musicgen.train import TrainConfig as LMTrainConfig
+from codec import CodecConfig
+from codec.train.config import CodecTrainConfig
+from infra.config import ConfigError, config_from_dict, load_config, save_config
+from musicgen.config import MusicGenConfig
+from musicgen.train.config import LMTrainConfig
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 
@@ -53,3 +55,14 @@ def test_unknown_key_names_it_and_the_valid_ones(tmp_path):
 def test_every_shipped_config_loads(path):
     config = load_config({"codec": CodecTrainConfig, "lm": LMTrainConfig}[path.parent.name], path)
     assert config.steps >= 1
+
+
+def test_old_key_names_still_load_with_a_deprecation_message(tmp_path):
+    with pytest.warns(FutureWarning, match="config key 'n_q' is now 'num_codebooks'"):
+        codec = config_from_dict(CodecConfig, {"n_q": 2, "bins": 16})
+    assert (codec.num_codebooks, codec.cardinality) == (2, 16)
+    (tmp_path / "config.yaml").write_text("lm:\n  card: 32\n  num_codebooks: 2\n")
+    with pytest.warns(FutureWarning, match="config key 'lm.card' is now 'lm.cardinality'"):
+        assert load_config(MusicGenConfig, tmp_path / "config.yaml").lm.cardinality == 32
+    with pytest.raises(ConfigError, match="'bins' and 'cardinality' are the same setting"):
+        config_from_dict(CodecConfig, {"bins": 16, "cardinality": 16})

@@ -3,10 +3,10 @@ import json
 import subprocess
 import sys
 
-from tiny_models import save_tiny_musicgen
+from synthetic.analysis import fit_instrument_classifier, rendered_examples
+from synthetic.compose import INSTRUMENTS
 
-from musicgen.synthetic.analysis import fit_instrument_classifier, rendered_examples
-from musicgen.synthetic.compose import INSTRUMENTS
+from tiny_models import save_tiny_musicgen
 
 
 def test_evaluation_command_on_a_tiny_set(tmp_path):
@@ -15,7 +15,8 @@ def test_evaluation_command_on_a_tiny_set(tmp_path):
     fit_instrument_classifier(audio, labels, list(INSTRUMENTS), steps=20).save(tmp_path / "classifier")
     out = tmp_path / "eval.json"
     result = subprocess.run(
-        [sys.executable, "-m", "musicgen.evaluate", "--model", str(model), "--classifier", str(tmp_path / "classifier"),
+        [sys.executable, "-m", "evaluation.evaluate", "--model", str(model), "--classifier",
+         str(tmp_path / "classifier"),
          "--count", "3", "--duration", "2", "--batch-size", "2", "--codec-clips", "1", "--json", str(out)],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -39,5 +40,6 @@ def test_evaluation_command_on_a_tiny_set(tmp_path):
 
 
 def test_evaluation_command_rejects_bad_counts(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "musicgen.evaluate", "--count", "0"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "evaluation.evaluate", "--count", "0"], capture_output=True,
+                            text=True)
     assert result.returncode == 2 and "--count" in result.stderr

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from musicgen.generate import Sampling, generate_codes, row_generators, sample_tokens
-from musicgen.lm import LM, LMConfig
+from musicgen.config import LMConfig, Sampling
+from musicgen.generate import generate_codes, row_generators, sample_tokens
+from musicgen.lm import LM
 from patterns import PATTERN_NAMES, get_provider
 
 K, CARD = 3, 16
@@ -13,7 +14,8 @@ K, CARD = 3, 16
 
 def tiny_lm() -> LM:
     torch.manual_seed(0)
-    config = LMConfig(num_codebooks=K, card=CARD, dim=32, num_heads=4, num_layers=2, ffn_dim=64, condition_dim=24,
+    config = LMConfig(num_codebooks=K, cardinality=CARD, dim=32, num_heads=4, num_layers=2, ffn_dim=64,
+                      condition_dim=24,
                       max_positions=64)
     return LM(config).eval()
 
@@ -46,7 +48,7 @@ def reference_greedy(lm: LM, pattern, condition, mask, cfg_coef: float) -> torch
 def test_cached_generation_equals_uncached_reference(name):
     lm, (condition, mask) = tiny_lm(), condition_batch()
     pattern = get_provider(name, K).get_pattern(5)
-    codes = generate_codes(lm, pattern, condition, mask, Sampling(use_sampling=False, cfg_coef=3.0))
+    codes = generate_codes(lm, pattern, condition, mask, sampling=Sampling(use_sampling=False, cfg_coef=3.0))
     assert codes.shape == (2, K, 5) and codes.dtype == torch.long
     assert torch.equal(codes, reference_greedy(lm, pattern, condition, mask, 3.0))
 
@@ -56,15 +58,15 @@ def test_continuation_of_a_greedy_prefix_reproduces_the_generation(name):
     lm, (condition, mask) = tiny_lm(), condition_batch()
     pattern = get_provider(name, K).get_pattern(6)
     greedy = Sampling(use_sampling=False, cfg_coef=2.0)
-    full = generate_codes(lm, pattern, condition, mask, greedy)
-    continued = generate_codes(lm, pattern, condition, mask, greedy, prompt=full[..., :2])
+    full = generate_codes(lm, pattern, condition, mask, sampling=greedy)
+    continued = generate_codes(lm, pattern, condition, mask, sampling=greedy, prompt=full[..., :2])
     assert torch.equal(continued, full)
 
 
 def test_continuation_keeps_the_prompt_frames():
     lm, (condition, mask) = tiny_lm(), condition_batch()
     prompt = torch.randint(0, CARD, (2, K, 3))
-    codes = generate_codes(lm, get_provider("delay", K).get_pattern(7), condition, mask, Sampling(top_k=4),
+    codes = generate_codes(lm, get_provider("delay", K).get_pattern(7), condition, mask, sampling=Sampling(top_k=4),
                            prompt=prompt, generators=row_generators(0, range(2), torch.device("cpu")))
     assert torch.equal(codes[..., :3], prompt)
     assert codes.min() >= 0 and codes.max() < CARD
@@ -75,7 +77,7 @@ def test_same_seed_same_tokens_other_seed_other_tokens():
     pattern = get_provider("delay", K).get_pattern(8)
 
     def run(seed: int) -> torch.Tensor:
-        return generate_codes(lm, pattern, condition, mask, Sampling(top_k=0, temperature=2.0),
+        return generate_codes(lm, pattern, condition, mask, sampling=Sampling(top_k=0, temperature=2.0),
                               generators=row_generators(seed, range(2), torch.device("cpu")))
 
     assert torch.equal(run(3), run(3))
@@ -85,14 +87,14 @@ def test_same_seed_same_tokens_other_seed_other_tokens():
 def test_unguided_generation_runs_one_batch():
     lm, (condition, mask) = tiny_lm(), condition_batch()
     pattern = get_provider("parallel", K).get_pattern(4)
-    codes = generate_codes(lm, pattern, condition, mask, Sampling(use_sampling=False, cfg_coef=1.0))
+    codes = generate_codes(lm, pattern, condition, mask, sampling=Sampling(use_sampling=False, cfg_coef=1.0))
     assert torch.equal(codes, reference_greedy(lm, pattern, condition, mask, 1.0))
 
 
 def test_progress_reports_every_step():
     lm, (condition, mask) = tiny_lm(), condition_batch()
     calls = []
-    generate_codes(lm, get_provider("delay", K).get_pattern(4), condition, mask, Sampling(use_sampling=False),
+    generate_codes(lm, get_provider("delay", K).get_pattern(4), condition, mask, sampling=Sampling(use_sampling=False),
                    progress=lambda done, total: calls.append((done, total)))
     assert calls == [(step, 6) for step in range(1, 7)]
 
@@ -100,7 +102,7 @@ def test_progress_reports_every_step():
 def test_prompt_as_long_as_the_output_is_refused():
     lm, (condition, mask) = tiny_lm(), condition_batch()
     with pytest.raises(ValueError, match="0 < T_p < 4"):
-        generate_codes(lm, get_provider("delay", K).get_pattern(4), condition, mask, Sampling(),
+        generate_codes(lm, get_provider("delay", K).get_pattern(4), condition, mask, sampling=Sampling(),
                        prompt=torch.zeros(2, K, 4, dtype=torch.long))
 
 

@@ -7,11 +7,13 @@ from transformers.models.musicgen.modeling_musicgen import (
     MusicgenSinusoidalPositionalEmbedding,
 )
 
+from musicgen.config import LMConfig
 from musicgen.fast_linear import Int8Linear
-from musicgen.lm import LM, LMConfig
+from musicgen.lm import LM
 from musicgen.positions import rotary_angles, rotate, sinusoidal_positions
 
-CONFIG = dict(num_codebooks=3, card=16, dim=32, num_heads=4, num_layers=2, ffn_dim=64, condition_dim=24, max_positions=64)
+CONFIG = dict(num_codebooks=3, cardinality=16, dim=32, num_heads=4, num_layers=2, ffn_dim=64, condition_dim=24,
+              max_positions=64)
 
 
 def tiny_lm(**overrides) -> LM:

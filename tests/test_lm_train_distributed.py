@@ -11,8 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from codec.checkpointing import checkpoint_path, load_checkpoint
-from codec.train_log import read_jsonl
+from infra.checkpoints import checkpoint_path, load_checkpoint
+from infra.train_log import read_jsonl
+
 from lm_train_inputs import TORCHRUN, TRAIN, make_sources, train_config, train_in_process, write_caches, write_config
 
 TIMING_KEYS = ("step_time", "tokens_per_second")
@@ -66,7 +67,8 @@ def test_killed_and_resumed_run_ends_bitwise_like_an_uninterrupted_one(sources, 
     write_caches(tmp_path / "tokens", [40, 25, 48, 33])
     config = train_config(sources, tmp_path / "whole", tmp_path / "tokens", frames=32, steps=40, checkpoint_every=5,
                           data={"condition_dropout": 0.3, "word_dropout": 0.3, "batch_size": 16},
-                          model={"lm": {"num_codebooks": 3, "card": 16, "dim": 64, "num_heads": 4, "num_layers": 2,
+                          model={"lm": {"num_codebooks": 3, "cardinality": 16, "dim": 64, "num_heads": 4,
+                                        "num_layers": 2,
                                         "ffn_dim": 128, "condition_dim": 32, "max_positions": 64, "dropout": 0.1}})
     train_in_process(config)      # in this process, on one thread like the others
 

@@ -5,11 +5,13 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from tiny_models import TINY_FRAME_RATE, save_tiny_musicgen
 
 from musicgen import MusicGen
-from musicgen.generate import Sampling, generate_codes
+from musicgen.config import Sampling
+from musicgen.generate import generate_codes
 from musicgen.long_form import Window, default_stride, plan_windows
+
+from tiny_models import TINY_FRAME_RATE, save_tiny_musicgen
 
 WINDOW = 37   # max_positions 40 with the delay pattern over K=4: 37 frames
 
@@ -73,7 +75,7 @@ def window_codes(model: MusicGen, prompt: str, prompt_codes: torch.Tensor | None
     """One window made directly by generate_codes (greedy, guided), the reference for the long-form output."""
     condition, mask = model.conditioner([prompt])
     return generate_codes(model.lm, model.pattern_provider.get_pattern(frames), condition, mask,
-                          Sampling(use_sampling=False, cfg_coef=3.0), prompt=prompt_codes)
+                          sampling=Sampling(use_sampling=False, cfg_coef=3.0), prompt=prompt_codes)
 
 
 def test_every_window_is_prompted_with_the_tail_of_the_one_before(model):

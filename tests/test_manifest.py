@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from codec.data import read_manifest
-from musicgen.data import manifest_main, write_manifest
+from infra.manifest import read_manifest
+from musicgen.train.manifest import build_manifest, main
 
 
 def write_wav(path: Path, seconds: float) -> None:
@@ -41,7 +41,7 @@ def folder(tmp_path):
 
 def test_manifest_lists_captioned_readable_audio(folder, tmp_path):
     with pytest.warns(UserWarning, match="3 audio files were left out") as warned:
-        assert write_manifest(folder, tmp_path / "out" / "train.jsonl") == (3, 0)
+        assert build_manifest(folder, tmp_path / "out" / "train.jsonl") == (3, 0)
     message = str(warned[0].message)
     assert "uncaptioned.wav (no .txt or .json caption)" in message and "broken.wav (unreadable" in message
     assert 'bad_sidecar.wav' in message and '"description" string' in message
@@ -57,23 +57,23 @@ def test_manifest_lists_captioned_readable_audio(folder, tmp_path):
 
 def test_held_out_split_is_seeded_and_disjoint(folder, tmp_path):
     with pytest.warns(UserWarning):
-        counts = write_manifest(folder, tmp_path / "train.jsonl", 0.34, tmp_path / "held" / "valid.jsonl", seed=3)
+        counts = build_manifest(folder, tmp_path / "train.jsonl", 0.34, tmp_path / "held" / "valid.jsonl", seed=3)
     assert counts == (2, 1)
     train, valid = (files(tmp_path / name) for name in ("train.jsonl", "held/valid.jsonl"))
     assert not train & valid and all(path.is_file() for path in train | valid)
     with pytest.warns(UserWarning):
-        write_manifest(folder, tmp_path / "again.jsonl", 0.34, tmp_path / "again_valid.jsonl", seed=3)
+        build_manifest(folder, tmp_path / "again.jsonl", 0.34, tmp_path / "again_valid.jsonl", seed=3)
     assert files(tmp_path / "again_valid.jsonl") == valid
 
 
 def test_command_prints_counts_and_fails_clearly(folder, tmp_path, capsys):
     with pytest.warns(UserWarning):
-        manifest_main([str(folder), "--out", str(tmp_path / "m.jsonl")])
+        main([str(folder), "--out", str(tmp_path / "m.jsonl")])
     assert json.loads(capsys.readouterr().out)["clips"] == 3
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="no captioned, readable audio files"):
-        manifest_main([str(tmp_path / "empty"), "--out", str(tmp_path / "e.jsonl")])
+        main([str(tmp_path / "empty"), "--out", str(tmp_path / "e.jsonl")])
     with pytest.raises(SystemExit, match="needs valid_out"):
-        manifest_main([str(folder), "--out", str(tmp_path / "m.jsonl"), "--valid-fraction", "0.5"])
+        main([str(folder), "--out", str(tmp_path / "m.jsonl"), "--valid-fraction", "0.5"])
     with pytest.raises(SystemExit, match="not a folder"):
-        manifest_main([str(tmp_path / "missing"), "--out", str(tmp_path / "m.jsonl")])
+        main([str(tmp_path / "missing"), "--out", str(tmp_path / "m.jsonl")])

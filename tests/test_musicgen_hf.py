@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from transformers import (EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, MusicgenForConditionalGeneration,
-                          T5Config, T5Tokenizer)
+from transformers import (
+    EncodecConfig,
+    MusicgenConfig,
+    MusicgenDecoderConfig,
+    MusicgenForConditionalGeneration,
+    T5Config,
+    T5Tokenizer,
+)
 
 from musicgen import MusicGen
 from musicgen.hf import conditioner_from_hf, lm_from_hf, read_hf_config, read_hf_weights

@@ -19,7 +19,8 @@ def clustered_latent(centres: torch.Tensor, batch: int, frames: int, noise: floa
 def test_kmeans_start_finds_the_clusters():
     centres = 10 * torch.eye(8)
     latent = clustered_latent(centres, batch=4, frames=64, noise=0.1, seed=0)
-    rvq = ResidualVectorQuantizer(dimension=8, n_q=1, bins=8, kmeans_iters=10, dead_code_threshold=0).train()
+    rvq = ResidualVectorQuantizer(dimension=8, num_codebooks=1, cardinality=8, kmeans_iters=10,
+                                  dead_code_threshold=0).train()
     out = rvq(latent)
     codebook = rvq.levels[0].codebook
     nearest_centre_distance = torch.cdist(codebook, centres).min(dim=1).values
@@ -30,19 +31,19 @@ def test_kmeans_start_finds_the_clusters():
 
 def test_residual_levels_learn_and_reduce_error():
     centres = torch.randn(64, 8, generator=torch.Generator().manual_seed(0)) * 3
-    rvq = ResidualVectorQuantizer(dimension=8, n_q=3, bins=16, kmeans_iters=5).train()
+    rvq = ResidualVectorQuantizer(dimension=8, num_codebooks=3, cardinality=16, kmeans_iters=5).train()
     for step in range(30):
         rvq(clustered_latent(centres, batch=8, frames=64, noise=0.05, seed=step))
     rvq.eval()
     held_out = clustered_latent(centres, batch=8, frames=64, noise=0.05, seed=1000)
-    errors = [(held_out - rvq.decode(rvq.encode(held_out, n_q=k))).pow(2).mean().item() for k in (1, 2, 3)]
+    errors = [(held_out - rvq.decode(rvq.encode(held_out, num_codebooks=k))).pow(2).mean().item() for k in (1, 2, 3)]
     assert errors[0] < 0.3 * held_out.var(dim=(0, 2)).sum().item()
     assert errors[2] < errors[1] < errors[0]
 
 
 def test_dead_code_is_replaced_by_a_batch_vector_and_then_picked():
     """Later EMA steps must not drag a replaced code back to where it died (audiocraft's and EnCodec's bug)."""
-    level = EuclideanCodebook(dim=4, bins=8, decay=0.99, kmeans_iters=0, dead_code_threshold=1.0)
+    level = EuclideanCodebook(dim=4, cardinality=8, decay=0.99, kmeans_iters=0, dead_code_threshold=1.0)
     generator = torch.Generator().manual_seed(0)
     batch = 5 * torch.randn(64, 4, generator=generator)
     with torch.no_grad():
@@ -65,7 +66,7 @@ def test_dead_code_is_replaced_by_a_batch_vector_and_then_picked():
 
 
 def test_without_threshold_dead_codes_stay():
-    level = EuclideanCodebook(dim=4, bins=8, kmeans_iters=0, dead_code_threshold=0.0)
+    level = EuclideanCodebook(dim=4, cardinality=8, kmeans_iters=0, dead_code_threshold=0.0)
     with torch.no_grad():
         level.codebook[7] = 1000.0
         level.embed_sum[7] = 1000.0
@@ -74,14 +75,15 @@ def test_without_threshold_dead_codes_stay():
 
 
 def test_straight_through_gradient_is_identity():
-    rvq = ResidualVectorQuantizer(dimension=4, n_q=3, bins=8, kmeans_iters=3).train()
+    rvq = ResidualVectorQuantizer(dimension=4, num_codebooks=3, cardinality=8, kmeans_iters=3).train()
     latent = torch.randn(2, 4, 16, requires_grad=True)
     (gradient,) = torch.autograd.grad(rvq(latent).quantized.sum(), latent)
     assert torch.equal(gradient, torch.ones_like(latent))
 
 
 def test_commitment_loss_on_every_level_reaches_the_latent():
-    rvq = ResidualVectorQuantizer(dimension=4, n_q=3, bins=8, kmeans_iters=3, commitment_weight=0.5).train()
+    rvq = ResidualVectorQuantizer(dimension=4, num_codebooks=3, cardinality=8, kmeans_iters=3,
+                                  commitment_weight=0.5).train()
     rvq(torch.randn(2, 4, 16))
     rvq.eval()
     latent = torch.randn(2, 4, 16, requires_grad=True)
@@ -104,18 +106,19 @@ def test_commitment_loss_on_every_level_reaches_the_latent():
 
 
 def test_quantizer_dropout_varies_levels_in_training_only():
-    rvq = ResidualVectorQuantizer(dimension=4, n_q=4, bins=8, kmeans_iters=2, quantizer_dropout=1.0).train()
+    rvq = ResidualVectorQuantizer(dimension=4, num_codebooks=4, cardinality=8, kmeans_iters=2,
+                                  quantizer_dropout=1.0).train()
     latent = torch.randn(2, 4, 16)
     used = {rvq(latent).codes.shape[1] for _ in range(40)}
     assert used == {1, 2, 3, 4}
     rvq.eval()
     assert {rvq(latent).codes.shape[1] for _ in range(5)} == {4}
     with pytest.raises(ValueError, match="quantizer_dropout"):
-        ResidualVectorQuantizer(dimension=4, n_q=4, bins=8, quantizer_dropout=1.5)
+        ResidualVectorQuantizer(dimension=4, num_codebooks=4, cardinality=8, quantizer_dropout=1.5)
 
 
 def test_float32_under_autocast():
-    rvq = ResidualVectorQuantizer(dimension=8, n_q=2, bins=16, kmeans_iters=2).train()
+    rvq = ResidualVectorQuantizer(dimension=8, num_codebooks=2, cardinality=16, kmeans_iters=2).train()
     latent = torch.randn(2, 8, 32)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = rvq(latent.bfloat16())
@@ -139,7 +142,7 @@ def test_usage_metrics():
 
 
 def test_training_metrics_are_named_per_level():
-    rvq = ResidualVectorQuantizer(dimension=4, n_q=2, bins=8, kmeans_iters=2).train()
+    rvq = ResidualVectorQuantizer(dimension=4, num_codebooks=2, cardinality=8, kmeans_iters=2).train()
     metrics = rvq(torch.randn(2, 4, 16)).metrics
     assert set(metrics) == {f"{name}/{k}" for name in ("usage", "perplexity", "bits") for k in (0, 1)}
     assert all(isinstance(value, float) for value in metrics.values())

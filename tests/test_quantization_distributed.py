@@ -16,7 +16,8 @@ THRESHOLD = 3.0
 
 
 def make_quantizer() -> ResidualVectorQuantizer:
-    return ResidualVectorQuantizer(dimension=4, n_q=3, bins=16, kmeans_iters=4, dead_code_threshold=THRESHOLD,
+    return ResidualVectorQuantizer(dimension=4, num_codebooks=3, cardinality=16, kmeans_iters=4,
+                                   dead_code_threshold=THRESHOLD,
                                    quantizer_dropout=0.5, seed=7).train()
 
 

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from codec.checkpointing import list_checkpoints
 from codec.train import main as codec_main
-from codec.train_log import read_jsonl
+from infra.checkpoints import list_checkpoints
+from infra.train_log import read_jsonl
+from musicgen.train import main as lm_main
+
 from codec_audio import write_tones
 from lm_train_inputs import TORCHRUN as LM_TORCHRUN
 from lm_train_inputs import make_sources, train_config, write_caches, write_config
-from musicgen.train import main as lm_main
 
 TINY_CODEC = str(Path(__file__).parents[1] / "configs" / "codec" / "tiny.yaml")
 CODEC_TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import TINY_FRAME_RATE, TINY_SAMPLE_RATE, save_tiny_musicgen
 
 from musicgen import MusicGen
 from musicgen.cli import main
 from musicgen.generate import inverse_cdf
+
+from tiny_models import TINY_FRAME_RATE, TINY_SAMPLE_RATE, save_tiny_musicgen
 
 PROMPTS = ["lo-fi piano with soft drums", "epic", "slow bass guitar"]
 WINDOW = 37                      # the tiny model's context, in frames

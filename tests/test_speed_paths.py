@@ -8,15 +8,17 @@ import copy
 
 import pytest
 import torch
-from tiny_models import save_tiny_musicgen
 
 from musicgen import MusicGen
 from musicgen.beat_clock import beat_clock
-from musicgen.generate import Sampling, generate_codes, row_generators
+from musicgen.config import LMConfig, Sampling
 from musicgen.fast_linear import can_pack
-from musicgen.lm import LM, LMConfig
-from musicgen.loss import codebook_cross_entropy, inputs_and_targets
+from musicgen.generate import generate_codes, row_generators
+from musicgen.lm import LM
+from musicgen.train.loss import codebook_cross_entropy, inputs_and_targets
 from patterns import get_provider
+
+from tiny_models import save_tiny_musicgen
 
 K, CARD, CONDITION_DIM = 4, 32, 16
 GREEDY = Sampling(use_sampling=False, cfg_coef=3.0)
@@ -25,7 +27,7 @@ needs_onednn = pytest.mark.skipif(not can_pack(torch.empty(0)), reason="torch bu
 
 def tiny_lm(seed: int = 0) -> LM:
     torch.manual_seed(seed)
-    config = LMConfig(num_codebooks=K, card=CARD, dim=64, num_heads=4, num_layers=2, ffn_dim=128,
+    config = LMConfig(num_codebooks=K, cardinality=CARD, dim=64, num_heads=4, num_layers=2, ffn_dim=128,
                       condition_dim=CONDITION_DIM, max_positions=64)
     return LM(config).eval()
 
@@ -43,11 +45,11 @@ def test_packed_lm_gives_the_float_lm_logits_and_tokens_and_unpacks_to_the_same_
     pattern = get_provider("delay", K).get_pattern(12)
     with torch.no_grad():
         logits = lm(sequence, *conditions(2))
-        codes = generate_codes(lm, pattern, *conditions(2), GREEDY)
+        codes = generate_codes(lm, pattern, *conditions(2), sampling=GREEDY)
         lm.pack_for_cpu()
         assert lm.packed and lm.layers[0].self_attention.query is None
         assert torch.allclose(lm(sequence, *conditions(2)), logits, atol=1e-5)
-        assert torch.equal(generate_codes(lm, pattern, *conditions(2), GREEDY), codes)
+        assert torch.equal(generate_codes(lm, pattern, *conditions(2), sampling=GREEDY), codes)
     lm.unpack()
     assert not lm.packed and lm.fused_heads is None
     assert list(lm.state_dict()) == list(original)
@@ -104,8 +106,8 @@ def test_int8_greedy_tokens_mostly_agree_with_float32_on_a_trained_lm():
     assert train_to_memorise(lm, codes.repeat(2, 1, 1), torch.cat([condition, null_rows[0]]),
                              torch.cat([mask, null_rows[1]]), steps=60) < 0.5
     pattern = get_provider("delay", K).get_pattern(16)
-    float_codes = generate_codes(lm, pattern, condition, mask, GREEDY)
-    int8_codes = generate_codes(copy.deepcopy(lm).quantize_int8(), pattern, condition, mask, GREEDY)
+    float_codes = generate_codes(lm, pattern, condition, mask, sampling=GREEDY)
+    int8_codes = generate_codes(copy.deepcopy(lm).quantize_int8(), pattern, condition, mask, sampling=GREEDY)
     assert (float_codes == codes).float().mean() > 0.9, "the float model should have learnt its sequences"
     agreement = (int8_codes == float_codes).float().mean().item()
     assert agreement >= 0.9, f"int8 greedy tokens agree with float32 on {agreement:.0%}"
@@ -130,16 +132,16 @@ def test_compiled_decode_is_one_graph_for_every_step_and_gives_the_same_tokens(p
     clock = beat_clock(torch.tensor([0.1, 0.0]))  # the second row has no clock
     pattern = get_provider("delay", K).get_pattern(20)
     condition, mask = conditions(2)
-    expected = generate_codes(lm, pattern, condition, mask, GREEDY, clock=clock)
-    sampled = generate_codes(lm, pattern, condition, mask, Sampling(top_k=5), clock=clock,
+    expected = generate_codes(lm, pattern, condition, mask, sampling=GREEDY, clock=clock)
+    sampled = generate_codes(lm, pattern, condition, mask, sampling=Sampling(top_k=5), clock=clock,
                              generators=row_generators(0, range(2), lm.device))
     if pack and can_pack(lm.norm.weight):
         lm.pack_for_cpu()
     counter = GraphCounter()
     lm.compile_decode(mode=None, backend=counter)
-    assert torch.equal(generate_codes(lm, pattern, condition, mask, GREEDY, clock=clock), expected)
+    assert torch.equal(generate_codes(lm, pattern, condition, mask, sampling=GREEDY, clock=clock), expected)
     assert counter.graphs == 1  # fullgraph: the whole step is captured, once for all 22 steps
-    assert torch.equal(generate_codes(lm, pattern, condition, mask, Sampling(top_k=5), clock=clock,
+    assert torch.equal(generate_codes(lm, pattern, condition, mask, sampling=Sampling(top_k=5), clock=clock,
                                       generators=row_generators(0, range(2), lm.device)), sampled)
-    continued = generate_codes(lm, pattern, condition, mask, GREEDY, prompt=expected[..., :5], clock=clock)
+    continued = generate_codes(lm, pattern, condition, mask, sampling=GREEDY, prompt=expected[..., :5], clock=clock)
     assert torch.equal(continued, expected) and counter.graphs == 1  # another prompt length: the same decode graph

@@ -4,10 +4,10 @@ import pytest
 import soxr
 import torch
 
-from musicgen.synthetic.analysis import InstrumentClassifier, accuracy, fit_instrument_classifier, rendered_examples
-from musicgen.synthetic.compose import INSTRUMENTS, PieceSpec, compose
-from musicgen.synthetic.render import Renderer
-from musicgen.synthetic.tempo import estimate_tempo, peak_near
+from synthetic.analysis import InstrumentClassifier, accuracy, fit_instrument_classifier, rendered_examples
+from synthetic.compose import INSTRUMENTS, PieceSpec, compose
+from synthetic.render import Renderer
+from synthetic.tempo import estimate_tempo, peak_near
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from musicgen.synthetic.compose import INSTRUMENTS, MODES, PieceSpec, compose
-from musicgen.synthetic.dataset import heldout_prompts, make_piece, write_dataset
-from musicgen.synthetic.render import Renderer
-from musicgen.synthetic.split import BPM_CHOICES, TEMPO_BUCKETS, is_heldout, sample_spec
+from synthetic.compose import INSTRUMENTS, MODES, PieceSpec, compose
+from synthetic.dataset import heldout_prompts, make_piece, write_dataset
+from synthetic.render import Renderer
+from synthetic.split import BPM_CHOICES, TEMPO_BUCKETS, is_heldout, sample_spec
 
 # What a caption's words promise, written independently of the generator's word lists.
 GM_PROGRAMS = {"piano": range(0, 8), "organ": range(16, 24), "guitar": range(24, 32), "bass": range(32, 40),
@@ -128,7 +128,7 @@ def read_folder(folder):
 
 def test_generator_is_deterministic_by_seed_whatever_the_worker_count(tmp_path):
     manifest = write_dataset(tmp_path / "a", count=4, seed=7, duration=2.0, write_midi=True)
-    command = [sys.executable, "-m", "musicgen.synthetic.cli", "--out", str(tmp_path / "b"), "--count", "4",
+    command = [sys.executable, "-m", "synthetic.cli", "--out", str(tmp_path / "b"), "--count", "4",
                "--seed", "7", "--duration", "2", "--workers", "2", "--write-midi"]
     subprocess.run(command, check=True, capture_output=True)
     write_dataset(tmp_path / "c", count=4, seed=8, duration=2.0, write_midi=True)

@@ -9,9 +9,9 @@ import soundfile
 import torch
 
 from codec import Codec, CodecConfig
-from codec.audio import read_audio
-from musicgen.token_cache import TokenCache, build_token_cache, shard_name, write_token_cache
-from musicgen.train_data import CaptionedSegments, drop_words
+from infra.audio import read_audio
+from musicgen.train.segments import CaptionedSegments, drop_words
+from musicgen.train.token_cache import TokenCache, build_token_cache, shard_name, write_token_cache
 
 SAMPLE_RATE, HOP = 8000, 8
 
@@ -19,8 +19,9 @@ SAMPLE_RATE, HOP = 8000, 8
 @pytest.fixture(scope="module")
 def codec():
     torch.manual_seed(0)
-    return Codec(CodecConfig(sample_rate=SAMPLE_RATE, dimension=8, n_filters=2, ratios=[4, 2], lstm_layers=0, n_q=2,
-                             bins=16, kmeans_iters=0)).eval()
+    return Codec(CodecConfig(sample_rate=SAMPLE_RATE, dimension=8, n_filters=2, ratios=[4, 2], lstm_layers=0,
+                             num_codebooks=2,
+                             cardinality=16, kmeans_iters=0)).eval()
 
 
 @pytest.fixture

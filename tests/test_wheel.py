@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"musicgen", "codec", "patterns", "musicgen_checkpoints"}
+PACKAGES = {"infra", "patterns", "codec", "musicgen", "synthetic", "evaluation", "musicgen_checkpoints"}
 
 # Run with PYTHONPATH=<the wheel installed with --target> from a folder outside the checkout.
 GENERATE = """
@@ -51,7 +51,8 @@ def test_pyproject_lists_every_package():
     from setuptools import find_packages
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    found = find_packages(where=str(ROOT), include=["musicgen*", "codec*", "patterns*"])
+    found = find_packages(where=str(ROOT), include=["infra*", "patterns*", "codec*", "musicgen*", "synthetic*",
+                                                    "evaluation*"])
     assert sorted(config["packages"]) == sorted([*found, "musicgen_checkpoints"])
     assert config["package-dir"] == {"musicgen_checkpoints": "checkpoints"}
 

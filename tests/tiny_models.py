@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_musicgen_hf import build_hf_musicgen
+from infra.config import load_config, save_config
+from musicgen.api import CONFIG_FILE, MusicGen
+from musicgen.config import MusicGenConfig
 
-from codec.config import load_config, save_config
-from musicgen.api import CONFIG_FILE, MusicGen, MusicGenConfig
+from test_musicgen_hf import build_hf_musicgen
 
 TINY_SAMPLE_RATE = 8000     # the "k4" shape: 8 samples a frame, 1000 frames/s, K=4 codebooks of 32 codes
 TINY_FRAME_RATE = 1000

@@ -1,0 +1,115 @@
+"""The settings of the LM and of generation: the bottom floor of the package, importing nothing of it.
+
+    MusicGenConfig ─ lm: LMConfig (sizes)  ─ pattern: PatternConfig (codebook interleaving)
+                   ─ generation: GenerationDefaults (duration + Sampling: how tokens are drawn)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+ACTIVATION_NAMES = ("gelu", "relu")
+ATTENTION_BACKENDS = ("sdpa", "xformers")
+POSITION_ENCODINGS = ("sinusoidal", "rope")
+
+
+def is_number(value) -> bool:
+    """An int or float, not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass
+class LMConfig:
+    """Sizes of the LM. `cardinality` codes per codebook; the embeddings hold one more entry, the special token
+    `cardinality`."""
+
+    RENAMED_KEYS: ClassVar[dict[str, str]] = {"card": "cardinality"}  # older checkpoints
+
+    num_codebooks: int = 4
+    cardinality: int = 2048
+    dim: int = 1024
+    num_heads: int = 16
+    num_layers: int = 24
+    ffn_dim: int = 4096
+    condition_dim: int = 768
+    max_positions: int = 2048
+    activation: str = "gelu"
+    dropout: float = 0.0
+    attention_backend: str = "sdpa"
+    position_encoding: str = "sinusoidal"  # or "rope" (rotary, relative offsets); published weights use sinusoidal
+    beat_clock: bool = False  # the tempo a prompt states, as the beat's phase at every step (not in published weights)
+
+    def __post_init__(self) -> None:
+        for name in ("num_codebooks", "cardinality", "dim", "num_heads", "num_layers", "ffn_dim", "condition_dim",
+                     "max_positions"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"lm.{name} must be an integer >= 1, got {value!r}")
+        if self.dim % self.num_heads:
+            raise ValueError(f"lm.dim ({self.dim}) must be divisible by lm.num_heads ({self.num_heads})")
+        if self.activation not in ACTIVATION_NAMES:
+            raise ValueError(f"lm.activation must be one of {ACTIVATION_NAMES}, got {self.activation!r}")
+        if self.attention_backend not in ATTENTION_BACKENDS:
+            raise ValueError(f"lm.attention_backend must be one of {ATTENTION_BACKENDS}, got {self.attention_backend!r}")
+        if self.position_encoding not in POSITION_ENCODINGS:
+            raise ValueError(f"lm.position_encoding must be one of {POSITION_ENCODINGS}, got {self.position_encoding!r}")
+        if self.position_encoding == "rope" and self.head_dim % 2:
+            raise ValueError(f"lm.position_encoding 'rope' needs an even head dimension, got {self.head_dim}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"lm.dropout must be in [0, 1), got {self.dropout!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.num_heads
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How tokens are drawn. use_sampling=False (or temperature 0) is greedy; top_k=0 and top_p=0 disable those filters."""
+
+    use_sampling: bool = True
+    temperature: float = 1.0
+    top_k: int = 250
+    top_p: float = 0.0
+    cfg_coef: float = 3.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.top_k, int) or isinstance(self.top_k, bool) or self.top_k < 0:
+            raise ValueError(f"top_k must be an integer >= 0, got {self.top_k!r}")
+        if not is_number(self.top_p) or not 0.0 <= self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in [0, 1], got {self.top_p!r}")
+        if not is_number(self.temperature) or not math.isfinite(self.temperature) or self.temperature < 0:
+            raise ValueError(f"temperature must be a finite number >= 0, got {self.temperature!r}")
+        if not is_number(self.cfg_coef) or not math.isfinite(self.cfg_coef):
+            raise ValueError(f"cfg_coef must be a finite number, got {self.cfg_coef!r}")
+
+    @property
+    def guided(self) -> bool:
+        return self.cfg_coef != 1.0
+
+    @property
+    def greedy(self) -> bool:
+        return not self.use_sampling or self.temperature == 0
+
+
+@dataclass
+class PatternConfig:
+    """A codebook pattern by name (parallel, delay, flatten, valley, partial_flatten) and its provider options."""
+
+    name: str = "delay"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GenerationDefaults(Sampling):
+    """What `generate` uses for the arguments it is not given: a duration, and sampling (Sampling's defaults)."""
+
+    duration: float = 10.0
+
+
+@dataclass
+class MusicGenConfig:
+    lm: LMConfig = field(default_factory=LMConfig)
+    pattern: PatternConfig = field(default_factory=PatternConfig)
+    generation: GenerationDefaults = field(default_factory=GenerationDefaults)
