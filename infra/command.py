@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from .config import ConfigError, load_config
-from .distributed import cleanup, init_distributed
+from .distributed import process_group
 
 
 def parse_training_args(prog: str, description: str, example_config: str, example_overrides: str,
@@ -49,15 +49,13 @@ def exit_on_config_error(prog: str) -> Iterator[None]:
 def run_training(train: Callable[..., Any], config_class: type, *, prog: str, description: str, example_config: str,
                  example_overrides: str, argv: Sequence[str] | None = None) -> None:
     """Parse the command line, load the config (a `threads` field > 0 sets torch's CPU threads), join the process
-    group, and call train(config, env, resume=..., overwrite=...); the group is left whatever happens."""
+    group, and call train(config, env, resume=..., overwrite=...); on success every rank leaves the group together
+    (`process_group`)."""
     args = parse_training_args(prog, description, example_config, example_overrides, argv=argv)
     with exit_on_config_error(prog):
         config = load_config(config_class, args.config, args.overrides)
     if getattr(config, "threads", 0) > 0:
         torch.set_num_threads(config.threads)
-    env = init_distributed(None if config.device == "auto" else config.device)
-    try:
+    with process_group(None if config.device == "auto" else config.device) as env:
         with exit_on_config_error(prog):
             train(config, env, resume=args.resume, overwrite=args.overwrite)
-    finally:
-        cleanup()

@@ -1,25 +1,29 @@
 """torch.distributed from torchrun's environment, or a single process when there is none.
 
-    env = init_distributed()          # reads RANK / WORLD_SIZE / LOCAL_RANK set by torchrun
-    seed_everything(config.seed, env.rank)
-    ...
-    if env.is_main: save(...)
-    barrier()
-    cleanup()
+    with process_group() as env:      # reads RANK / WORLD_SIZE / LOCAL_RANK set by torchrun
+        seed_everything(config.seed, env.rank)
+        ...
+        if env.is_main: save(...)
+    # here, the body having succeeded, every rank has left the group together (cleanup)
 
 The backend is NCCL when the process has a GPU, gloo otherwise. Helpers are safe to call when
 torch.distributed is not initialised: they act as the single-process case.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.distributed.nn  # noqa: F401  before any group exists: see cleanup
+from torch.distributed.device_mesh import DeviceMesh
 
 
 @dataclass(frozen=True)
@@ -79,10 +83,47 @@ def barrier() -> None:
         dist.barrier()
 
 
+@contextlib.contextmanager
+def process_group(device: str | None = None) -> Iterator[DistributedEnv]:
+    """init_distributed for the body of a run, then cleanup() once the body has succeeded.
+
+    After an error the group is left as it is: the process is about to exit with the error (torchrun then stops
+    the other ranks), and cleanup's barrier could wait forever for ranks that are elsewhere, e.g. in a collective.
+    """
+    env = init_distributed(device)
+    yield env
+    cleanup()
+
+
 def cleanup() -> None:
-    """Leave the process group (a no-op in a single process)."""
-    if is_distributed():
-        dist.destroy_process_group()
+    """Leave the process group on every rank together, its threads ended on return (a no-op in a single process).
+
+    The barrier keeps any rank from tearing its connections down while another still uses them. Then the group must
+    really go: destroy_process_group alone does not stop a gloo group, whose worker and socket threads end only
+    with the last reference to it, and a group still alive at exit keeps them running through interpreter shutdown,
+    where a rank can abort ("terminate called without an active exception") after a run that succeeded. Three
+    kinds of reference outlive a run: objects left in reference cycles (collected here); every DeviceMesh, which
+    FSDP makes and DTensor's caches keep for the life of the process (released here); and the defaults
+    `group=group.WORLD` of torch.distributed.nn.functional, bound when that module is first imported (DDP's
+    constructor imports it, through torch._dynamo) - so this module imports it first, while there is no group.
+    """
+    if not is_distributed():
+        return
+    dist.barrier()
+    dist.destroy_process_group()
+    release_device_meshes()
+    gc.collect()
+
+
+def release_device_meshes() -> None:
+    """Empty the process-group registry of every live DeviceMesh.
+
+    The registry is a second reference to groups a mesh also finds by name; torch reads it only when
+    torch.compile traces. Once the groups are destroyed it only keeps them, and their threads, alive.
+    """
+    for obj in gc.get_objects():
+        if isinstance(obj, DeviceMesh):
+            obj._pg_registry.clear()
 
 
 def all_gather_object(obj: Any) -> list[Any]:
