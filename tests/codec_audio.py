@@ -1,9 +1,19 @@
-"""Audio written inside tests (no data files in the repository): tones and noise via soundfile."""
+"""Audio written inside tests (no data files in the repository): tones and noise via soundfile; a tiny codec."""
 import math
 from pathlib import Path
 
 import numpy as np
 import soundfile
+import torch
+
+from codec import Codec, CodecConfig
+
+
+def tiny_codec(sample_rate: int = 8000) -> Codec:
+    """A random codec in eval mode: hop 8, K=2 codebooks of 16 codes, seeded."""
+    torch.manual_seed(0)
+    return Codec(CodecConfig(sample_rate=sample_rate, dimension=8, n_filters=2, ratios=[4, 2], lstm_layers=0,
+                             num_codebooks=2, cardinality=16, kmeans_iters=0)).eval()
 
 
 def sine(frequency: float, seconds: float, sample_rate: int, channels: int = 1) -> np.ndarray:

@@ -22,13 +22,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codec import Codec, CodecConfig
 from codec.train.data import SegmentDataset
 from infra.audio import BadAudio, read_checked
 from infra.batches import StepBatchSampler
 from infra.manifest import check_headers, list_audio_paths, probe_audio
 from musicgen.train.manifest import manifest_records
 from musicgen.train.token_cache import TokenCache, build_token_cache
+
+from codec_audio import tiny_codec
 
 MODEL_RATE = 8000
 HEADER_REASONS = {"not a file", "unreadable", "sample rate out of range", "no samples"}
@@ -290,10 +291,7 @@ def test_the_manifest_lists_files_with_usable_headers_and_counts_the_others(case
 
 @pytest.fixture(scope="module")
 def codec():
-    torch.manual_seed(0)
-    return Codec(CodecConfig(sample_rate=MODEL_RATE, dimension=8, n_filters=2, ratios=[4, 2], lstm_layers=0,
-                             num_codebooks=2,
-                             cardinality=16, kmeans_iters=0)).eval()
+    return tiny_codec(MODEL_RATE)
 
 
 @FEW

@@ -8,20 +8,18 @@ import pytest
 import soundfile
 import torch
 
-from codec import Codec, CodecConfig
 from infra.audio import read_audio
 from musicgen.train.segments import CaptionedSegments, drop_words
 from musicgen.train.token_cache import TokenCache, build_token_cache, shard_name, write_token_cache
+
+from codec_audio import tiny_codec
 
 SAMPLE_RATE, HOP = 8000, 8
 
 
 @pytest.fixture(scope="module")
 def codec():
-    torch.manual_seed(0)
-    return Codec(CodecConfig(sample_rate=SAMPLE_RATE, dimension=8, n_filters=2, ratios=[4, 2], lstm_layers=0,
-                             num_codebooks=2,
-                             cardinality=16, kmeans_iters=0)).eval()
+    return tiny_codec(SAMPLE_RATE)
 
 
 @pytest.fixture

@@ -53,7 +53,8 @@ DECODER_FIELDS = ("decoder", "istft_width", "istft_layers")  # what a decoder-on
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_training(train, CodecTrainConfig, prog=PROGRAM, description=__doc__.split("\n\n")[0], example_config="configs/codec/small.yaml",
+    run_training(train, CodecTrainConfig, prog=PROGRAM, description=__doc__.split("\n\n")[0],
+                 example_config="configs/codec/small.yaml",
                  example_overrides="steps=100 data.path=/audio optim.lr=1e-3", argv=argv)
 
 

@@ -52,7 +52,8 @@ class NonFiniteLossError(RuntimeError):
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_training(train, LMTrainConfig, prog=PROGRAM, description=__doc__.split("\n\n")[0], example_config="configs/lm/small.yaml",
+    run_training(train, LMTrainConfig, prog=PROGRAM, description=__doc__.split("\n\n")[0],
+                 example_config="configs/lm/small.yaml",
                  example_overrides="steps=100 data.manifest=train.jsonl optim.lr=1e-3", argv=argv)
 
 
