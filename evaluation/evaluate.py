@@ -49,8 +49,7 @@ def judge(audio: torch.Tensor, specs: list[PieceSpec], sample_rate: int,
 
 
 def judge_generations(model: MusicGen, classifier: InstrumentClassifier, count: int, duration: float, *,
-                      batch_size: int,
-                      seed: int) -> list[dict[str, Any]]:
+                      batch_size: int, seed: int) -> list[dict[str, Any]]:
     """Generate one clip per held-out prompt and judge its instrument (and tempo, with drums)."""
     prompts = heldout_prompts(count, seed)
     rows = []

@@ -110,9 +110,9 @@ def decode_one_token(lm: LM, column: torch.Tensor, position: torch.Tensor, memor
 
 @torch.inference_mode()
 def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_mask: torch.Tensor, *,
-                   sampling: Sampling,
-                   prompt: torch.Tensor | None = None, generators: Sequence[torch.Generator] | None = None,
-                   progress: ProgressCallback | None = None, clock: torch.Tensor | None = None) -> torch.Tensor:
+                   sampling: Sampling, prompt: torch.Tensor | None = None,
+                   generators: Sequence[torch.Generator] | None = None, progress: ProgressCallback | None = None,
+                   clock: torch.Tensor | None = None) -> torch.Tensor:
     """Generate pattern.timesteps frames.
 
     condition [B, L, condition_dim], condition_mask [B, L] bool; prompt [B, K, T_p] int64 codes kept as the
@@ -146,8 +146,7 @@ def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_
             sequence[..., step] = torch.where(to_generate[:, step], tokens, sequence[..., step])
             if step + 1 < total:
                 logits = decode_one_token(lm, sequence[..., step:step + 1], positions[step:step + 1], memory,
-                                          cfg_coef=cfg_coef,
-                                          length=None if lm.compiled_decode else step + 1)
+                                          cfg_coef=cfg_coef, length=None if lm.compiled_decode else step + 1)
             if progress is not None:
                 progress(step - start + 1, total - start)
     finally:

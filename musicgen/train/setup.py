@@ -159,8 +159,8 @@ def load_training_state(model: nn.Module, optimizer: torch.optim.Optimizer, stat
 
 
 def write_checkpoint(run_dir: Path, step: int, config: LMTrainConfig, model: nn.Module, *,
-                     optimizer: torch.optim.Optimizer,
-                     scheduler: torch.optim.lr_scheduler.LRScheduler, env: DistributedEnv) -> None:
+                     optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+                     env: DistributedEnv) -> None:
     """Gather full weights, optimizer state and every process's RNG state; the main process writes them atomically."""
     weights = get_model_state_dict(model, options=FULL_STATE)
     optimizer_state = get_optimizer_state_dict(model, optimizer, options=FULL_STATE)
