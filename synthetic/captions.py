@@ -16,22 +16,23 @@ from .compose import PieceSpec
 from .split import tempo_bucket
 
 INSTRUMENT_WORDS = {
-    "piano": ("piano", "grand piano", "acoustic piano"),
-    "strings": ("strings", "string ensemble", "string section"),
-    "guitar": ("guitar", "nylon guitar", "acoustic guitar"),
-    "flute": ("flute", "solo flute", "concert flute"),
-    "organ": ("organ", "drawbar organ", "electric organ"),
-    "brass": ("brass", "brass section", "horns"),
-    "bass": ("bass", "electric bass", "fingered bass"),
-    "synth lead": ("synth lead", "square lead", "lead synth"),
+    "piano": ("piano", "grand piano", "acoustic piano", "upright piano", "solo piano"),
+    "strings": ("strings", "string ensemble", "string section", "string orchestra", "bowed strings"),
+    "guitar": ("guitar", "nylon guitar", "acoustic guitar", "classical guitar", "fingerpicked guitar"),
+    "flute": ("flute", "solo flute", "concert flute", "wooden flute", "airy flute"),
+    "organ": ("organ", "drawbar organ", "electric organ", "hammond organ", "rock organ"),
+    "brass": ("brass", "brass section", "horns", "brass ensemble", "horn section"),
+    "bass": ("bass", "electric bass", "fingered bass", "bass line", "deep bass"),
+    "synth lead": ("synth lead", "square lead", "lead synth", "saw lead", "square-wave synth"),
 }
 TEMPO_WORDS = {
-    "slow": ("slow", "gentle", "laid-back", "calm"),
-    "moderate": ("mid-tempo", "moderate", "steady"),
-    "upbeat": ("upbeat", "lively", "bouncy"),
-    "fast": ("fast", "energetic", "driving", "rapid"),
+    "slow": ("slow", "gentle", "laid-back", "calm", "slow-paced", "lazy"),
+    "moderate": ("mid-tempo", "moderate", "steady", "medium-paced"),
+    "upbeat": ("upbeat", "lively", "bouncy", "peppy"),
+    "fast": ("fast", "energetic", "driving", "rapid", "high-energy", "racing"),
 }
-MOOD_WORDS = {"major": ("happy", "bright", "cheerful", "sunny"), "minor": ("sad", "dark", "melancholic", "moody")}
+MOOD_WORDS = {"major": ("happy", "bright", "cheerful", "sunny", "hopeful"),
+              "minor": ("sad", "dark", "melancholic", "moody", "somber")}
 DENSITY_WORDS = {"sparse": ("sparse", "minimal"), "moderate": (), "busy": ("busy", "intricate")}
 NOUNS = ("tune", "melody", "piece", "song", "track", "loop")
 BPM_FORMS = ("at {bpm} BPM", "at {bpm} bpm", "{bpm} BPM", "at a tempo of {bpm} BPM")
@@ -39,6 +40,7 @@ KEY_FORMS = ("in {key} {mode}", "in the key of {key} {mode}")
 DRUM_PHRASES = ("with drums", "with a drum beat", "over a solid drum groove", "backed by drums", "with a drum kit")
 MENTION_PROBABILITY = {"bpm": 0.8, "tempo_word": 0.5, "key": 0.85, "mood": 0.3, "density": 0.3}
 TAG_STYLE_PROBABILITY = 0.2
+PLAYED_ON_PROBABILITY = 0.25
 
 
 def describe(spec: PieceSpec, rng: np.random.Generator, complete: bool = False) -> str:
@@ -62,12 +64,16 @@ def pick(rng: np.random.Generator, choices: tuple[str, ...]) -> str | None:
 
 
 def prose_caption(spec: PieceSpec, words: dict, mentions: dict, rng: np.random.Generator) -> str:
-    """'an upbeat happy piano tune at 140 BPM in A major with drums'."""
-    head = [words[name] for name in ("tempo_word", "mood", "density") if words[name]] + [words["instrument"]]
-    if rng.random() < 0.7:
-        head.append(pick(rng, NOUNS))
+    """'an upbeat happy piano tune at 140 BPM in A major with drums', 'a calm melody played on organ in D minor'."""
+    head = [words[name] for name in ("tempo_word", "mood", "density") if words[name]]
+    if rng.random() < PLAYED_ON_PROBABILITY:
+        head += [pick(rng, NOUNS), "played on", words["instrument"]]
+    else:
+        head.append(words["instrument"])
         if rng.random() < 0.7:
-            head.insert(0, "an" if head[0][0] in "aeiou" else "a")
+            head.append(pick(rng, NOUNS))
+    if len(head) > 1 and rng.random() < 0.7:
+        head.insert(0, "an" if head[0][0] in "aeiou" else "a")
     tails = []
     if mentions["bpm"]:
         tails.append(pick(rng, BPM_FORMS).format(bpm=spec.bpm))
