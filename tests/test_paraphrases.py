@@ -4,8 +4,15 @@ import re
 
 import numpy as np
 
-from evaluation.paraphrases import (FAST_PHRASES, INSTRUMENT_PHRASES, MOOD_PHRASES, SLOW_PHRASES, paraphrases,
-                                    slow_fast_pairs, word_tempo_prompts)
+from evaluation.paraphrases import (
+    FAST_PHRASES,
+    INSTRUMENT_PHRASES,
+    MOOD_PHRASES,
+    SLOW_PHRASES,
+    paraphrases,
+    slow_fast_pairs,
+    word_tempo_prompts,
+)
 from musicgen.beat_clock import stated_bpm
 from synthetic.captions import INSTRUMENT_WORDS, MOOD_WORDS, TEMPO_WORDS, describe
 from synthetic.compose import INSTRUMENTS
