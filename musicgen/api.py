@@ -11,7 +11,8 @@ This project's checkpoint directory:
     config.yaml         MusicGenConfig: lm sizes, pattern name and options, generation defaults
     lm.safetensors      LM weights (condition projection included)
     codec/              the codec (Codec.save_pretrained)
-    text_encoder/       T5 encoder config + weights and the tokenizer files (saved by transformers)
+    text_encoder/       T5 encoder config + weights and the tokenizer files (saved by transformers); absent when
+                        config.yaml's text_encoder names a packaged encoder ("minilm"), read from the installed package
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from infra.weights import read_weights
 from patterns import get_provider
 
 from . import hf
-from .beat_clock import beats_per_frame
+from .beat_clock import beats_per_frame, with_inferred_tempo
 from .conditioners import TextConditioner, check_prompts
 from .config import MusicGenConfig, PatternConfig, Sampling, is_number
 from .fast_linear import can_pack
@@ -113,13 +114,14 @@ class MusicGen:
 
     @classmethod
     def _load_own(cls, path: Path) -> MusicGen:
-        for required in (LM_WEIGHTS, CODEC_DIR, TEXT_ENCODER_DIR):
+        config = load_config(MusicGenConfig, path / CONFIG_FILE)
+        for required in (LM_WEIGHTS, CODEC_DIR) + (() if config.text_encoder else (TEXT_ENCODER_DIR,)):
             if not (path / required).exists():
                 raise FileNotFoundError(f"{path} has {CONFIG_FILE} but no {required}; a checkpoint holds "
                                         f"{CONFIG_FILE}, {LM_WEIGHTS}, {CODEC_DIR}/ and {TEXT_ENCODER_DIR}/")
-        config = load_config(MusicGenConfig, path / CONFIG_FILE)
         lm = LM.from_weights(config.lm, read_weights(path / LM_WEIGHTS, copy=replaced_for_inference))
-        return cls(config, lm, TextConditioner.from_pretrained(path / TEXT_ENCODER_DIR), Codec.from_pretrained(path / CODEC_DIR))
+        conditioner = TextConditioner.load(config.text_encoder or path / TEXT_ENCODER_DIR)
+        return cls(config, lm, conditioner, Codec.from_pretrained(path / CODEC_DIR))
 
     @classmethod
     def _load_hf(cls, path: Path) -> MusicGen:
@@ -136,10 +138,12 @@ class MusicGen:
         self.lm.unpack()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        self.config.text_encoder = self.conditioner.package or ""  # a packaged encoder's weights stay in its package
         save_config(self.config, path / CONFIG_FILE)
         save_file({name: tensor.contiguous() for name, tensor in self.lm.state_dict().items()}, str(path / LM_WEIGHTS))
         self.codec.save_pretrained(path / CODEC_DIR)
-        self.conditioner.save_pretrained(path / TEXT_ENCODER_DIR)
+        if not self.config.text_encoder:
+            self.conditioner.save_pretrained(path / TEXT_ENCODER_DIR)
 
     def to(self, device: str | torch.device, dtype: torch.dtype = torch.float32) -> MusicGen:
         self.lm.unpack().to(device=device, dtype=dtype)
@@ -245,6 +249,8 @@ class MusicGen:
         windows = plan_windows(prompt_frames, frames, self.max_frames, self._stride_frames(stride))
         tempo = beats_per_frame(prompts, self.frame_rate).to(self.device)  # checks every stated tempo, clock or not
         condition, mask = self.conditioner(prompts)
+        tempo = with_inferred_tempo(tempo, self.lm.inferred_bpm(condition.to(self.device), mask.to(self.device)),
+                                    self.frame_rate)  # a prompt that states no number: the tempo of its words
         self._prepare_for_inference()
         codes = generate_in_windows(self.lm, self.pattern_provider, condition.to(self.device), mask.to(self.device),
                                     sampling=sampling, windows=windows, prompt=prompt_codes, generators=generators,

@@ -8,7 +8,8 @@ MusicGen reads the tempo from the text alone. Our small default LM (two hours on
 learn to: its loss was the same with the caption's true BPM, a wrong one or none. `LMConfig.beat_clock`
 gives it this explicit path: the Linear starts at zero (a model gaining the clock is unchanged until
 trained), and a prompt that states no BPM, like the null condition of classifier-free guidance, gets
-no clock. Published MusicGen weights have none.
+no clock, unless the LM has a tempo head (musicgen/tempo_head.py), which infers a tempo from its words
+(`with_inferred_tempo`). Published MusicGen weights have none.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ TEMPO_IN_TEXT = re.compile(  # "140 BPM", "140bpm", "140-bpm", "140 beats per mi
     rf"(?<![\w.])(?P<before>{NUMBER})\s*-?\s*(?:bpm|beats\s+(?:per|a)\s+minute)\b"
     rf"|\b(?:bpm|tempo)\s*(?:[:=]|of|is|at)?\s*(?P<after>{NUMBER})(?![\w.])",
     re.IGNORECASE)
+TEMPO_PHRASE = re.compile(rf"(?:\bat\s+)?(?:\ba\s+tempo\s+of\s+)?(?:{TEMPO_IN_TEXT.pattern})", re.IGNORECASE)
 BPM_RANGE = (20.0, 400.0)
 BEATS_PER_BAR = 4
 HARMONICS = 8  # of the bar: 1 (bar), 2 (half bar), 4 (beat), 8 (half beat), ...
@@ -58,11 +60,30 @@ def _stated_bpm(prompt: str) -> float | None:
     return bpm
 
 
+def without_tempo(prompt: str) -> str:
+    """The prompt with every stated tempo left out, with its "at" or "at a tempo of": what its words alone say.
+
+    "fast piano at 160 BPM in A minor" -> "fast piano in A minor"; "organ, 90 BPM, F# minor" -> "organ, F# minor".
+    """
+    parts = TEMPO_PHRASE.sub(" ", prompt).split(",")
+    return ", ".join(" ".join(part.split()) for part in parts if part.strip())
+
+
 def beats_per_frame(prompts: Sequence[str], frame_rate: float, *, strict: bool = True) -> torch.Tensor:
     """prompts (B strings) -> [B] float32: the beats each codec frame lasts at the stated tempo, 0 where none is stated
     (`stated_bpm`: strict=True raises for a tempo out of range)."""
     return torch.tensor([(stated_bpm(prompt, strict=strict) or 0.0) / 60.0 / frame_rate for prompt in prompts],
                         dtype=torch.float32)
+
+
+def with_inferred_tempo(beats_per_frame: torch.Tensor, inferred_bpm: torch.Tensor | None,
+                        frame_rate: float) -> torch.Tensor:
+    """beats_per_frame [B] (0 where a prompt states no tempo), inferred_bpm [B] (the tempo head's, 0 for a row with
+    no condition) or None -> [B]: the stated tempo where there is one, else the inferred one (None: as given)."""
+    if inferred_bpm is None:
+        return beats_per_frame
+    inferred = inferred_bpm.to(beats_per_frame) / 60.0 / frame_rate
+    return torch.where(beats_per_frame > 0, beats_per_frame, inferred)
 
 
 def beat_clock(beats_per_frame: torch.Tensor, first_frame: torch.Tensor | int = 0) -> torch.Tensor:

@@ -1,6 +1,10 @@
-"""Text conditioning: a T5 encoder (frozen by default) and its tokenizer turn prompts into a condition the LM attends to.
+"""Text conditioning: a text encoder (frozen by default) and its tokenizer turn prompts into a condition the LM attends to.
 
-    prompts ─► tokenizer (padded) ─► T5 encoder ─► condition [B, L, D_t5], mask [B, L]
+    prompts ─► tokenizer (padded) ─► encoder ─► condition [B, L, D_text] (token-level hidden states), mask [B, L]
+
+The encoder is a T5 (published MusicGen weights, or one made from scratch: musicgen/train/text_encoder.py), read
+from a folder, or a pretrained sentence encoder installed as a package (musicgen/sentence_encoder.py: "minilm"),
+whose weights no checkpoint copies as long as they stay the package's (`package`).
 
 The projection to the LM width lives in the LM (`LM.condition_projection`), so a condition can be
 computed once and reused. An empty prompt (or one of only spaces) means "no condition": its mask row is
@@ -13,32 +17,64 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from torch import nn
-from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5EncoderModel
+from transformers import AutoConfig, AutoTokenizer, BertModel, PreTrainedModel, PreTrainedTokenizerBase, T5EncoderModel
+
+from .config import PACKAGED_TEXT_ENCODERS
+from .sentence_encoder import load_packaged
+
+ENCODER_OPTIONS = {"t5": (T5EncoderModel, {}), "bert": (BertModel, {"add_pooling_layer": False})}  # by model_type
 
 
 class TextConditioner(nn.Module):
-    """T5 encoder + tokenizer. Frozen (eval mode, no gradients) unless `set_trainable(True)` for joint training."""
+    """Text encoder + tokenizer. Frozen (eval mode, no gradients) unless `set_trainable(True)` for joint training.
 
-    def __init__(self, encoder: T5EncoderModel, tokenizer: PreTrainedTokenizerBase) -> None:
+    package: the name of the installed package the encoder's weights are (`sentence_encoder.PACKAGES`), None for
+    weights of its own (read from a folder, or trained).
+    """
+
+    def __init__(self, encoder: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, package: str | None = None) -> None:
         super().__init__()
         self.encoder = encoder
         self.tokenizer = tokenizer
+        self.package = package
         self.set_trainable(False)
 
     def set_trainable(self, trainable: bool) -> TextConditioner:
-        """trainable=True: the encoder takes gradients and follows train()/eval() (T5 dropout) like the LM."""
+        """trainable=True: the encoder takes gradients and follows train()/eval() (dropout) like the LM; its weights
+        are then its own (`package` None), to be saved with the model."""
         self.trainable = trainable
         self.encoder.requires_grad_(trainable)
+        if trainable:
+            self.package = None
         return self.train(self.training)
 
     @classmethod
+    def load(cls, source: str | Path) -> TextConditioner:
+        """A packaged encoder by name ("minilm": `sentence_encoder.PACKAGES`) or a folder (`from_pretrained`)."""
+        if str(source) in PACKAGED_TEXT_ENCODERS:
+            return cls.from_package(str(source))
+        return cls.from_pretrained(source)
+
+    @classmethod
+    def from_package(cls, name: str) -> TextConditioner:
+        """The pretrained encoder installed as the package `name` (ModuleNotFoundError naming the pip command if not)."""
+        encoder, tokenizer = load_packaged(name)
+        return cls(encoder, tokenizer, package=name)
+
+    @classmethod
     def from_pretrained(cls, path: str | Path) -> TextConditioner:
-        """Load a directory written by `save_pretrained` (T5 config, weights and tokenizer files)."""
+        """Load a directory written by `save_pretrained` (a T5 or BERT encoder's config and weights, tokenizer files)."""
         path = Path(path)
         if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path} must hold a T5 encoder saved by transformers (config.json, model.safetensors, tokenizer files)")
+            raise FileNotFoundError(f"{path} must hold a text encoder saved by transformers (config.json, "
+                                    f"model.safetensors, tokenizer files), or name a packaged one ({', '.join(PACKAGED_TEXT_ENCODERS)})")
+        model_type = AutoConfig.from_pretrained(path, local_files_only=True).model_type
+        if model_type not in ENCODER_OPTIONS:
+            raise ValueError(f"{path} holds a {model_type!r} model; expected a text encoder of type "
+                             f"{' or '.join(ENCODER_OPTIONS)}")
+        encoder_class, options = ENCODER_OPTIONS[model_type]
         try:
-            encoder = T5EncoderModel.from_pretrained(path, local_files_only=True)
+            encoder = encoder_class.from_pretrained(path, local_files_only=True, **options)
         except SafetensorError as error:
             raise ValueError(f"{path}: the text encoder's weights are not a readable safetensors file "
                              f"(truncated or corrupt?): {error}") from None
@@ -50,19 +86,23 @@ class TextConditioner(nn.Module):
 
     @property
     def dim(self) -> int:
-        """Width of the condition (the T5 model width)."""
-        return self.encoder.config.d_model
+        """Width of the condition (the encoder's width)."""
+        return self.encoder.config.hidden_size
 
     def train(self, mode: bool = True) -> TextConditioner:
         """A frozen encoder stays in eval mode (no dropout) whatever the parent's mode."""
         return super().train(mode and self.trainable)
 
     def forward(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """prompts (B strings) -> condition [B, L, D_t5] float, mask [B, L] bool (False: padding or empty prompt)."""
+        """prompts (B strings) -> condition [B, L, D_text] float, mask [B, L] bool (False: padding or empty prompt).
+
+        An encoder of absolute positions (BERT) reads at most the tokenizer's model_max_length tokens a prompt.
+        """
         check_prompts(prompts)
         prompts = [prompt if prompt.strip() else "" for prompt in prompts]  # only spaces: no condition either
         device = self.encoder.device
-        tokens = self.tokenizer(prompts, padding=True, return_tensors="pt").to(device)
+        positional = hasattr(self.encoder.config, "max_position_embeddings")
+        tokens = self.tokenizer(prompts, padding=True, truncation=positional, return_tensors="pt").to(device)
         with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
             condition = self.encoder(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask).last_hidden_state
         mask = tokens.attention_mask.bool()

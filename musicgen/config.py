@@ -2,6 +2,7 @@
 
     MusicGenConfig ─ lm: LMConfig (sizes)  ─ pattern: PatternConfig (codebook interleaving)
                    ─ generation: GenerationDefaults (duration + Sampling: how tokens are drawn)
+                   ─ text_encoder: "" (the checkpoint's text_encoder/ folder) or a packaged encoder's name ("minilm")
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any, ClassVar
 ACTIVATION_NAMES = ("gelu", "relu")
 ATTENTION_BACKENDS = ("sdpa", "xformers")
 POSITION_ENCODINGS = ("sinusoidal", "rope")
+PACKAGED_TEXT_ENCODERS = ("minilm",)  # musicgen/sentence_encoder.py's PACKAGES
 
 
 def is_number(value) -> bool:
@@ -39,6 +41,7 @@ class LMConfig:
     attention_backend: str = "sdpa"
     position_encoding: str = "sinusoidal"  # or "rope" (rotary, relative offsets); published weights use sinusoidal
     beat_clock: bool = False  # the tempo a prompt states, as the beat's phase at every step (not in published weights)
+    tempo_head: bool = False  # with beat_clock: the tempo of a prompt that states none, inferred from its words
 
     def __post_init__(self) -> None:
         for name in ("num_codebooks", "cardinality", "dim", "num_heads", "num_layers", "ffn_dim", "condition_dim",
@@ -58,6 +61,8 @@ class LMConfig:
             raise ValueError(f"lm.position_encoding 'rope' needs an even head dimension, got {self.head_dim}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"lm.dropout must be in [0, 1), got {self.dropout!r}")
+        if self.tempo_head and not self.beat_clock:
+            raise ValueError("lm.tempo_head feeds the beat clock: it needs lm.beat_clock true")
 
     @property
     def head_dim(self) -> int:
@@ -110,6 +115,15 @@ class GenerationDefaults(Sampling):
 
 @dataclass
 class MusicGenConfig:
+    """text_encoder: "" for the encoder saved in the checkpoint's text_encoder/ folder, or the name of a pretrained
+    encoder installed as a package ("minilm"), whose weights the checkpoint does not copy."""
+
     lm: LMConfig = field(default_factory=LMConfig)
     pattern: PatternConfig = field(default_factory=PatternConfig)
     generation: GenerationDefaults = field(default_factory=GenerationDefaults)
+    text_encoder: str = ""
+
+    def __post_init__(self) -> None:
+        if self.text_encoder not in ("", *PACKAGED_TEXT_ENCODERS):
+            raise ValueError(f"text_encoder must be '' (the text_encoder/ folder) or one of {PACKAGED_TEXT_ENCODERS}, "
+                             f"got {self.text_encoder!r}")

@@ -2,7 +2,8 @@
 
     sequence [B, K, S] ─► sum of K token embeddings + sinusoidal positions ─► N × Block ─► norm ─► K heads
     (or, with position_encoding "rope", no positions added: self-attention rotates queries and keys instead;
-    with beat_clock, the beat's phase at each step is added too: musicgen/beat_clock.py)
+    with beat_clock, the beat's phase at each step is added too: musicgen/beat_clock.py; with tempo_head, the tempo
+    a prompt's words imply, for the clock of a prompt that states none: musicgen/tempo_head.py)
     Block: x + SelfAttention(norm(x)) ─► x + CrossAttention(norm(x), condition) ─► x + FeedForward(norm(x))
     (the two attentions and the KV cache: musicgen/attention.py)
 
@@ -32,6 +33,7 @@ from .beat_clock import BeatClock
 from .config import LMConfig
 from .fast_linear import Int8Linear, PackedLinear, can_pack
 from .positions import rotary_angles, sinusoidal_positions
+from .tempo_head import TempoHead
 
 ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}  # by LMConfig.activation (config.ACTIVATION_NAMES)
 
@@ -101,6 +103,7 @@ class LM(nn.Module):
         self.compiled_decode: Callable | None = None  # compile_decode
         self.apply(_init_weights)
         self.beat_clock = BeatClock(config.dim) if config.beat_clock else None
+        self.tempo_head = TempoHead(config.condition_dim) if config.tempo_head else None
 
     @classmethod
     def from_weights(cls, config: LMConfig, state_dict: dict[str, torch.Tensor]) -> LM:
@@ -117,6 +120,12 @@ class LM(nn.Module):
             self.config.beat_clock = True
             self.beat_clock = BeatClock(self.config.dim).to(self.norm.weight)
         return self
+
+    @torch.no_grad()
+    def inferred_bpm(self, condition: torch.Tensor, condition_mask: torch.Tensor) -> torch.Tensor | None:
+        """The tempo head's BPM [B] float32 for condition [B, L, condition_dim], condition_mask [B, L] (0 in rows with
+        no condition); None for an LM without a tempo head."""
+        return None if self.tempo_head is None else self.tempo_head(condition, condition_mask)
 
     @property
     def special_token(self) -> int:

@@ -2,7 +2,8 @@
 
 Runs as one process, or as many under `torchrun --nproc_per_node=N` (DistributedDataParallel, gloo
 on CPU, NCCL on GPU; `fsdp=true` shards the model instead). The model starts from scratch (a codec
-folder, a T5 text encoder folder, LM sizes and a pattern) or from a MusicGen checkpoint (`init_from`).
+folder, a text encoder: a T5 folder or "minilm", the packaged pretrained one; LM sizes and a pattern) or from
+a MusicGen checkpoint (`init_from`).
 The frozen codec tokenizes the manifests once into token caches; each step then reads random
 windows of tokens with their captions (condition and word dropout), and the loss is the
 cross-entropy of every codebook over the positions the pattern fills, averaged over codebooks.
@@ -32,6 +33,7 @@ from patterns import Pattern
 from .config import LMTrainConfig
 from .loss import codebook_cross_entropy, inputs_and_targets
 from .segments import CaptionedSegments
+from .tempo import tempo_examples
 from .setup import (
     ConditionedLM,
     check_data,
@@ -71,6 +73,7 @@ def train(config: LMTrainConfig, env: DistributedEnv, *, resume: bool = False, o
     musicgen.to(env.device)
     train_cache, valid_cache = prepare_caches(config, musicgen.codec, env)
     pattern = check_data(config, musicgen, train_cache, valid_cache)
+    tempo = tempo_examples(train_cache) if musicgen.lm.tempo_head is not None else None  # for the head, at export
     special = musicgen.lm.special_token
     dataset = CaptionedSegments(train_cache, pattern.timesteps, special, config.seed,
                                 condition_dropout=config.data.condition_dropout,
@@ -162,7 +165,7 @@ def train(config: LMTrainConfig, env: DistributedEnv, *, resume: bool = False, o
     progress.close()
     if env.is_main:
         log.close()
-    return export_model(config, model, run_dir / "model", env)
+    return export_model(config, model, run_dir / "model", env, tempo_examples=tempo)
 
 
 def check_config(config: LMTrainConfig, env: DistributedEnv) -> int:

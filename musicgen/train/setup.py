@@ -32,6 +32,7 @@ from musicgen.lm import LM
 from patterns import Pattern, get_provider
 
 from .config import LMTrainConfig
+from .tempo import fit_tempo_head
 from .token_cache import TokenCache, build_token_cache, warn_skipped
 
 # Full (unsharded) state on the main process; frozen parameters (a frozen text encoder) are left out.
@@ -41,10 +42,18 @@ LOAD_FULL_STATE = StateDictOptions(full_state_dict=True, strict=False)
 
 class ConditionedLM(nn.Module):
     """What a training step runs: captions through the text conditioner (frozen unless trained), then the LM,
-    with a beat clock from the BPM each caption states where the LM has one."""
+    with a beat clock from the BPM each caption states where the LM has one.
+
+    Only a stated BPM drives the clock here, not the tempo head's (frozen here, fitted at export:
+    musicgen/train/tempo.py): the clock of a row must match its audio for the LM to learn to follow it, and a tempo
+    inferred from words is only near the clip's. At generation the LM then follows the inferred clock as it follows
+    a stated one.
+    """
 
     def __init__(self, lm: LM, conditioner: TextConditioner, frame_rate: float) -> None:
         super().__init__()
+        if lm.tempo_head is not None:
+            lm.tempo_head.requires_grad_(False)
         self.lm = lm
         self.conditioner = conditioner
         self.frame_rate = frame_rate
@@ -72,7 +81,7 @@ def load_model(config: LMTrainConfig) -> MusicGen:
             return pretrained
         return MusicGen(pretrained.config, pretrained.lm, pretrained.conditioner, Codec.from_pretrained(config.codec))
     codec = Codec.from_pretrained(config.codec)
-    conditioner = TextConditioner.from_pretrained(config.text_encoder)
+    conditioner = TextConditioner.load(config.text_encoder)
     return MusicGen(config.model, LM(config.model.lm), conditioner, codec)
 
 
@@ -172,17 +181,25 @@ def write_checkpoint(run_dir: Path, step: int, config: LMTrainConfig, model: nn.
     barrier()
 
 
-def export_model(config: LMTrainConfig, model: nn.Module, export_dir: Path, env: DistributedEnv) -> Path:
+def export_model(config: LMTrainConfig, model: nn.Module, export_dir: Path, env: DistributedEnv,
+                 *, tempo_examples: tuple[list[str], list[float]] | None = None) -> Path:
     """Write the trained model as a MusicGen checkpoint folder (main process): the starting model's codec, text encoder
-    (with its trained weights when it was trained) and config, with the trained LM."""
+    (with its trained weights when it was trained; a packaged one by name) and config, with the trained LM, its tempo
+    head fitted on `tempo_examples` (captions without their stated tempo, BPMs) where it has one."""
     weights = get_model_state_dict(model, options=FULL_STATE)
     if env.is_main:
         musicgen = load_model(config)
+        musicgen.conditioner.set_trainable(config.train_text_encoder)  # trained weights are the model's own
         result = ConditionedLM(musicgen.lm, musicgen.conditioner, musicgen.frame_rate).load_state_dict(weights, strict=False)
-        untrained = [name for name in result.missing_keys if name.startswith("lm.") or config.train_text_encoder]
+        untrained = [name for name in result.missing_keys if not name.startswith("lm.tempo_head.")
+                     and (name.startswith("lm.") or config.train_text_encoder)]
         if untrained or result.unexpected_keys:
             raise RuntimeError(f"the trained weights do not fit the model: missing {untrained[:5]}, "
                                f"unexpected {result.unexpected_keys[:5]}")
+        if musicgen.lm.tempo_head is not None:
+            error = fit_tempo_head(musicgen.lm.tempo_head, musicgen.conditioner.eval(), *tempo_examples, seed=config.seed)
+            print(f"musicgen-train: tempo head fitted on {len(tempo_examples[0])} captions, log-BPM RMSE {error:.3f}",
+                  flush=True)
         musicgen.save_pretrained(export_dir)
         print(f"musicgen-train: exported {export_dir}", flush=True)
     barrier()

@@ -1,0 +1,80 @@
+"""Fitting the LM's tempo head (musicgen/tempo_head.py) on the captions whose BPM is known, at export.
+
+    captions, bpms = tempo_examples(train_cache)          # each caption without its stated tempo, and the clip's BPM
+    fit_tempo_head(lm.tempo_head, conditioner, captions, bpms, seed=0)   # log-BPM RMSE of the fit
+
+The BPM of a clip is its manifest's "bpm" (the synthetic manifests carry one) or else the tempo its caption
+states; clips with neither are left out. The stated tempo is cut out of the caption ("fast piano at 160 BPM" ->
+"fast piano"), so that the head learns from the words alone. Each distinct caption is embedded once by the
+frozen text encoder (the one the LM was trained with); the head, a few thousand parameters, is then fitted on
+those embeddings with full-batch AdamW on the squared error of log BPM, from a seeded start: the same run
+gives the same head however it was interrupted. The LM itself trains without it (its clock comes from the
+BPM a caption states; see `ConditionedLM`).
+"""
+from __future__ import annotations
+
+import torch
+
+from musicgen.beat_clock import BPM_RANGE, stated_bpm, without_tempo
+from musicgen.conditioners import TextConditioner
+from musicgen.tempo_head import TempoHead, pool
+
+from .token_cache import TokenCache
+
+STEPS = 500
+LR = 3e-3
+WEIGHT_DECAY = 1e-2
+EMBEDDING_BATCH = 64
+
+
+def tempo_examples(cache: TokenCache) -> tuple[list[str], list[float]]:
+    """The distinct (caption without its stated tempo, BPM) pairs of the cache's clips whose BPM is known and within
+    the clock's range; a ValueError if no clip has one."""
+    pairs = {}
+    for clip in cache.clips:
+        caption = clip.get("description", "")
+        bpm = clip.get("bpm") or stated_bpm(caption, strict=False)
+        if bpm and BPM_RANGE[0] <= float(bpm) <= BPM_RANGE[1]:
+            pairs[without_tempo(caption), float(bpm)] = None
+    if not pairs:
+        raise ValueError(f"model.lm.tempo_head learns from clips whose BPM is known (a \"bpm\" in the manifest, or a "
+                         f"caption that states one); none of the {len(cache)} clips in {cache.folder} has one")
+    return [caption for caption, _ in pairs], [bpm for _, bpm in pairs]
+
+
+@torch.no_grad()
+def sentence_embeddings(conditioner: TextConditioner, captions: list[str]) -> torch.Tensor:
+    """captions (N strings) -> the pooled embeddings [N, D] float32 the tempo head reads, each distinct caption once."""
+    distinct = sorted(set(captions))
+    was_training = conditioner.training
+    conditioner.eval()
+    pooled = torch.cat([pool(*conditioner(distinct[first:first + EMBEDDING_BATCH])).cpu()
+                        for first in range(0, len(distinct), EMBEDDING_BATCH)])
+    conditioner.train(was_training)
+    row = {caption: index for index, caption in enumerate(distinct)}
+    return pooled[[row[caption] for caption in captions]]
+
+
+def fit_tempo_head(head: TempoHead, conditioner: TextConditioner, captions: list[str], bpms: list[float],
+                   *, seed: int = 0, steps: int = STEPS) -> float:
+    """Fit `head` (in place, from a fresh start seeded by `seed`) to predict log BPM from the captions' embeddings;
+    returns the root-mean-square error in log BPM over the examples (0.1: about 10% off)."""
+    if not captions or len(captions) != len(bpms):
+        raise ValueError(f"the tempo head needs captions with their BPM, one each; got {len(captions)} captions "
+                         f"and {len(bpms)} BPMs")
+    embeddings = sentence_embeddings(conditioner, captions)
+    targets = torch.tensor(bpms, dtype=torch.float32).log()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fitted = TempoHead(embeddings.shape[1])
+    optimizer = torch.optim.AdamW(fitted.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
+    with torch.enable_grad():
+        for _ in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            loss = (fitted.log_bpm(embeddings) - targets).square().mean()
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        error = (fitted.log_bpm(embeddings) - targets).square().mean().sqrt().item()
+    head.load_state_dict(fitted.state_dict())  # copied into the head's own dtype and device
+    return error
