@@ -16,7 +16,7 @@ from tqdm import tqdm
 from .captions import describe
 from .compose import PieceSpec, compose
 from .render import Renderer
-from .split import SPLITS, clip_rng, sample_spec
+from .split import SPLITS, caption_rng, clip_rng, sample_spec
 
 
 @dataclass
@@ -33,8 +33,7 @@ def make_piece(seed: int, index: int, split: str, duration: float) -> Piece:
     """Clip `index` of `split` under `seed`: the same arguments always give the same piece."""
     rng = clip_rng(seed, index, split)
     spec = sample_spec(rng, split)
-    description = describe(spec, rng)
-    return Piece(index, spec, description, compose(spec, duration, rng))
+    return Piece(index, spec, describe(spec, caption_rng(seed, index, split)), compose(spec, duration, rng))
 
 
 def heldout_prompts(count: int, seed: int = 0) -> list[tuple[str, PieceSpec]]:
@@ -42,9 +41,8 @@ def heldout_prompts(count: int, seed: int = 0) -> list[tuple[str, PieceSpec]]:
     BPM, key and mode (and drums when present). Prompt i has the spec of `--split heldout` clip i."""
     prompts = []
     for index in range(count):
-        rng = clip_rng(seed, index, "heldout")
-        spec = sample_spec(rng, "heldout")
-        prompts.append((describe(spec, rng, complete=True), spec))
+        spec = sample_spec(clip_rng(seed, index, "heldout"), "heldout")
+        prompts.append((describe(spec, caption_rng(seed, index, "heldout"), complete=True), spec))
     return prompts
 
 

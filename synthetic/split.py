@@ -18,6 +18,7 @@ BPM_CHOICES = tuple(range(60, 181, 10))
 TEMPO_BUCKETS = {"slow": (60, 80), "moderate": (90, 110), "upbeat": (120, 140), "fast": (150, 180)}
 DRUMS_PROBABILITY = 0.6
 HELDOUT_MODULUS = 8
+CAPTION_STREAM = 1
 
 
 def tempo_bucket(bpm: int) -> str:
@@ -59,3 +60,9 @@ def sample_spec(rng: np.random.Generator, split: str) -> PieceSpec:
 def clip_rng(seed: int, index: int, split: str) -> np.random.Generator:
     """The generator behind clip `index` of a split: independent of how clips are spread over workers."""
     return np.random.default_rng(np.random.SeedSequence([seed, SPLITS.index(split), index]))
+
+
+def caption_rng(seed: int, index: int, split: str) -> np.random.Generator:
+    """The generator behind the caption of clip `index`: a stream of its own, so that rewording the captions
+    leaves the music (drawn from `clip_rng`) as it was."""
+    return np.random.default_rng(np.random.SeedSequence([seed, SPLITS.index(split), index, CAPTION_STREAM]))
