@@ -1,13 +1,18 @@
-"""Offline rendering of pretty_midi pieces with tinysoundfont and the General MIDI SoundFont
-that ships inside the pretty_midi wheel (TimGM6mb.sf2): no download, no audio device."""
+"""Offline rendering of pretty_midi pieces with tinysoundfont: no download, no audio device. The training data's
+font is the General MIDI SoundFont that ships inside the pretty_midi wheel (TimGM6mb.sf2); other General MIDI fonts
+from Debian packages (`OTHER_SOUNDFONTS`) render the same pieces for the independent timbre analyser."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pretty_midi
 import soxr
 import tinysoundfont
+
+from .sf3 import decompressed
 
 DRUM_CHANNEL = 9
 DRUM_BANK = 128
@@ -17,25 +22,60 @@ SILENCE_FLUSH_SECONDS = 0.25
 DEFAULT_SYNTH_RATE = 32000  # rendering at 16 kHz directly aliases bright presets audibly
 
 
+@dataclass(frozen=True)
+class SoundFont:
+    """A General MIDI SoundFont installed by a Debian package."""
+
+    path: str
+    package: str
+
+
+OTHER_SOUNDFONTS = {
+    "fluidr3": SoundFont("/usr/share/sounds/sf2/FluidR3_GM.sf2", "fluid-soundfont-gm"),
+    "musescore": SoundFont("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3", "musescore-general-soundfont-small"),
+    "csound": SoundFont("/usr/share/sounds/sf2/sf_GMbank.sf2", "csound-soundfont"),
+}
+
+
 def soundfont_path() -> str:
     """The General MIDI SoundFont bundled with pretty_midi."""
     return os.path.join(os.path.dirname(pretty_midi.__file__), "TimGM6mb.sf2")
+
+
+def named_soundfont(name: str) -> str:
+    """The path of a font of `OTHER_SOUNDFONTS`; FileNotFoundError naming its Debian package when not installed."""
+    if name not in OTHER_SOUNDFONTS:
+        raise ValueError(f"soundfont must be one of {sorted(OTHER_SOUNDFONTS)}, got {name!r}")
+    font = OTHER_SOUNDFONTS[name]
+    if not os.path.isfile(font.path):
+        raise FileNotFoundError(f"SoundFont {name!r} is not installed ({font.path}): apt-get install -y {font.package}")
+    return font.path
+
+
+def soundfont_cache() -> Path:
+    """Where SF3 fonts are kept decompressed: $XDG_CACHE_HOME (or ~/.cache)/musicgen-lite/soundfonts."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "musicgen-lite" / "soundfonts"
 
 
 class Renderer:
     """Renders MIDI to mono float32 audio at `sample_rate`.
 
     The synthesizer runs at `synth_rate` (default: the higher of `sample_rate` and 32 kHz);
-    when the two differ the output is resampled with soxr. One renderer holds one loaded SoundFont; reuse it.
+    when the two differ the output is resampled with soxr. One renderer holds one loaded SoundFont (`soundfont`:
+    an .sf2 or .sf3 path, default TimGM6mb); reuse it.
     """
 
-    def __init__(self, sample_rate: int = 16000, synth_rate: int | None = None) -> None:
+    def __init__(self, sample_rate: int = 16000, synth_rate: int | None = None,
+                 soundfont: str | Path | None = None) -> None:
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate}")
+        self.soundfont = str(soundfont or soundfont_path())
+        if not os.path.isfile(self.soundfont):
+            raise FileNotFoundError(f"no SoundFont at {self.soundfont}")
         self.sample_rate = sample_rate
         self.synth_rate = synth_rate or max(sample_rate, DEFAULT_SYNTH_RATE)
         self.synth = tinysoundfont.Synth(samplerate=self.synth_rate)
-        self.soundfont_id = self.synth.sfload(soundfont_path())
+        self.soundfont_id = self.synth.sfload(str(decompressed(self.soundfont, soundfont_cache())))
 
     def render(self, midi: pretty_midi.PrettyMIDI, duration: float) -> np.ndarray:
         """audio: [round(duration * sample_rate)] float32, loudness-normalised to -20 dBFS RMS."""
