@@ -10,6 +10,8 @@ from musicgen.beat_clock import with_inferred_tempo, without_tempo
 from musicgen.conditioners import TextConditioner
 from musicgen.config import LMConfig
 from musicgen.tempo_head import TempoHead
+from musicgen.lm import LM
+from musicgen.train.setup import ConditionedLM
 from musicgen.train.tempo import fit_tempo_head
 from musicgen.train.token_cache import write_token_cache
 
@@ -81,6 +83,24 @@ def test_training_fits_the_head_and_generation_feeds_its_tempo_to_the_clock(tmp_
     model.generate([*words, "a fast guitar tune at 90 BPM", ""], duration=0.004, seed=0, cfg_coef=3.0)
     rates = received[0][:, 0] * 60 * model.frame_rate  # the BPM of each row's clock: 4 conditioned, 4 null rows
     assert torch.allclose(rates, torch.tensor([slow, fast, 90.0, 0.0, 0.0, 0.0, 0.0, 0.0]), rtol=1e-4)
+
+
+def test_tempo_text_dropout_hides_the_stated_tempo_from_the_words_not_from_the_clock(tmp_path):
+    _, text_encoder = make_sources(tmp_path)
+    conditioner = TextConditioner.load(text_encoder)
+    lm = LM(LMConfig(num_codebooks=NUM_CODEBOOKS, cardinality=CARD, dim=32, num_heads=2, num_layers=1, ffn_dim=64,
+                     condition_dim=conditioner.dim, max_positions=16, beat_clock=True))
+    conditioned = ConditionedLM(lm, conditioner, frame_rate=1000.0, tempo_text_dropout=1.0)
+    texts, clocks = [], []
+    conditioner.register_forward_pre_hook(lambda module, args: texts.append(args[0]))
+    lm.beat_clock.register_forward_hook(lambda module, args, output: clocks.append(args[1][:, 0]))
+    captions = ["fast drums at 150 BPM", "slow piano", ""]
+    inputs = torch.zeros(3, NUM_CODEBOOKS, 4, dtype=torch.long)
+    for training in (True, False):
+        conditioned.train(training)(inputs, captions, torch.zeros(3))
+    assert texts == [["fast drums", "slow piano", ""], captions]     # evaluation keeps the captions whole
+    expected = torch.tensor([150 / 60 / 1000, 0.0, 0.0])
+    assert all(torch.allclose(clock, expected) for clock in clocks)
 
 
 def test_a_tempo_head_needs_a_clock_and_captions_of_known_bpm(tmp_path):

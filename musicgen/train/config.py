@@ -18,6 +18,9 @@ class LMDataConfig:
     condition_dropout: float = 0.3       # whole captions replaced by the null condition (classifier-free guidance)
     word_dropout: float = 0.3            # each caption word left out with this probability
     clip_start_probability: float = 0.0  # windows that start at their clip's first frame, as generation does
+    tempo_text_dropout: float = 0.0      # with a beat clock: captions that state a BPM lose it from their text (not
+                                         # their clock), so that the LM sees words alone with a clock, as a tempo
+                                         # head's prompts are at generation
     num_workers: int = 0
 
 

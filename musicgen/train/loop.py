@@ -83,7 +83,8 @@ def train(config: LMTrainConfig, env: DistributedEnv, *, resume: bool = False, o
                  if valid_cache is not None else None)
 
     # Distributed wrapper, optimizer, schedule; on resume they and this rank's RNG come back.
-    conditioned_lm = ConditionedLM(musicgen.lm, musicgen.conditioner, musicgen.frame_rate).train()
+    conditioned_lm = ConditionedLM(musicgen.lm, musicgen.conditioner, musicgen.frame_rate,
+                                   tempo_text_dropout=config.data.tempo_text_dropout).train()
     model = wrap_model(conditioned_lm, config.fsdp, config.train_text_encoder, env)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.optim.lr,
                                   betas=tuple(config.optim.betas), weight_decay=config.optim.weight_decay)
@@ -179,6 +180,8 @@ def check_config(config: LMTrainConfig, env: DistributedEnv) -> int:
         missing = sorted({"codec", "text_encoder", "model"} - set(from_scratch))
         raise ConfigError(f"a model from scratch needs codec, text_encoder and model; missing {', '.join(missing)} "
                          "(or give init_from, a MusicGen checkpoint folder, to fine-tune)")
+    if not 0.0 <= config.data.tempo_text_dropout <= 1.0:
+        raise ConfigError(f"data.tempo_text_dropout must be in [0, 1], got {config.data.tempo_text_dropout}")
     if config.add_beat_clock and not config.init_from:
         raise ConfigError("add_beat_clock gives a fine-tuned (init_from) LM a beat clock; "
                          "a model from scratch sets model.lm.beat_clock: true instead")

@@ -26,7 +26,7 @@ from infra.config import config_to_dict
 from infra.distributed import DistributedEnv, all_gather_object, barrier
 from infra.manifest import read_manifest
 from musicgen.api import MusicGen
-from musicgen.beat_clock import beat_clock, beats_per_frame
+from musicgen.beat_clock import beat_clock, beats_per_frame, without_tempo
 from musicgen.conditioners import TextConditioner
 from musicgen.lm import LM
 from patterns import Pattern, get_provider
@@ -46,26 +46,31 @@ class ConditionedLM(nn.Module):
 
     Only a stated BPM drives the clock here, not the tempo head's (frozen here, fitted at export:
     musicgen/train/tempo.py): the clock of a row must match its audio for the LM to learn to follow it, and a tempo
-    inferred from words is only near the clip's. At generation the LM then follows the inferred clock as it follows
-    a stated one.
+    inferred from words is only near the clip's. At generation a prompt of words alone gets the inferred tempo's
+    clock; for the LM to have seen such rows, `tempo_text_dropout` (in training mode) cuts the stated tempo out of
+    that share of the captions that state one, keeping their clock: words, and the clock of the clip's true tempo.
     """
 
-    def __init__(self, lm: LM, conditioner: TextConditioner, frame_rate: float) -> None:
+    def __init__(self, lm: LM, conditioner: TextConditioner, frame_rate: float, tempo_text_dropout: float = 0.0) -> None:
         super().__init__()
         if lm.tempo_head is not None:
             lm.tempo_head.requires_grad_(False)
         self.lm = lm
         self.conditioner = conditioner
         self.frame_rate = frame_rate
+        self.tempo_text_dropout = tempo_text_dropout
 
     def forward(self, inputs: torch.Tensor, captions: list[str], first_frames: torch.Tensor) -> torch.Tensor:
         """inputs [B, K, S] int64, B captions ("" = null condition), first_frames [B] (the clip frame of each
         window's step 0) -> logits [B, K, S, card]."""
-        condition, mask = self.conditioner(captions)
         clock = None
         if self.lm.config.beat_clock:
             rate = beats_per_frame(captions, self.frame_rate, strict=False)  # a mangled tempo: no clock, no crash
             clock = beat_clock(rate.to(inputs.device), first_frames.to(inputs.device))
+            if self.training and self.tempo_text_dropout > 0:  # (no draw without it: other runs stay as they were)
+                hidden = (torch.rand(len(captions)) < self.tempo_text_dropout) & (rate > 0)
+                captions = [without_tempo(caption) if hide else caption for caption, hide in zip(captions, hidden.tolist())]
+        condition, mask = self.conditioner(captions)
         return self.lm(inputs, condition, mask, clock)
 
 
