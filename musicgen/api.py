@@ -17,8 +17,10 @@ This project's checkpoint directory:
 from __future__ import annotations
 
 import ctypes
+import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,8 @@ from .config import MusicGenConfig, PatternConfig, Sampling, is_number
 from .fast_linear import can_pack
 from .generate import row_generators
 from .lm import LM, replaced_for_inference
-from .long_form import default_stride, generate_in_windows, plan_windows
+from .long_form import default_stride, plan_windows, stream_in_windows
+from .streaming import Reach, measure_reach, stream_audio
 
 CONFIG_FILE = "config.yaml"
 LM_WEIGHTS = "lm.safetensors"
@@ -76,6 +79,7 @@ class MusicGen:
         self.conditioner = conditioner
         self.codec = codec.eval()
         self.pattern_provider = get_provider(config.pattern.name, lm.config.num_codebooks, **config.pattern.options)
+        self._reach: Reach | None = None  # the codec decoder's, measured at the first generate_stream
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device: str | torch.device | None = None,
@@ -211,6 +215,49 @@ class MusicGen:
         downbeat: the time (seconds into prompt_wav) at which a bar starts, for an LM with a beat clock
         (musicgen/beat_clock.py) and a prompt that states its BPM; by default the audio starts on a bar.
         """
+        prompt_codes, prompts, downbeat_frame = self._continuation_inputs(prompt_wav, prompt_sample_rate, prompts, downbeat)
+        sampling = self._sampling(use_sampling=use_sampling, temperature=temperature, top_k=top_k, top_p=top_p,
+                                  cfg_coef=cfg_coef)
+        return self._generate(prompts, duration=duration, prompt_codes=prompt_codes, downbeat_frame=downbeat_frame,
+                              sampling=sampling, seed=seed, first_row=first_row, stride=stride,
+                              return_codes=return_codes, progress=progress)
+
+    def generate_stream(self, prompts: list[str] | None, duration: float | None = None, chunk_seconds: float = 0.5, *,
+                        prompt_wav: torch.Tensor | None = None, prompt_sample_rate: int | None = None,
+                        downbeat: float = 0.0, use_sampling: bool | None = None, top_k: int | None = None,
+                        top_p: float | None = None, temperature: float | None = None, cfg_coef: float | None = None,
+                        seed: int | None = None, first_row: int = 0, stride: float | None = None,
+                        progress: bool | Callable[[int, int], None] = False) -> Iterator[torch.Tensor]:
+        """`generate` (or, given prompt_wav and prompt_sample_rate, `generate_continuation`) as audio chunks
+        wav [B, C, n] yielded while the frames are made, each of at least chunk_seconds but the last.
+
+        Concatenated, the chunks are the call's audio (the same seed gives the same audio, up to float rounding);
+        a chunk is decoded once the frames its decoder reaches (musicgen/streaming.py) are made. Bad arguments
+        raise ValueError here, before anything is generated; closing the iterator, or an exception raised by the
+        progress callback, stops the generation after the current step.
+        """
+        chunk_frames = round(chunk_seconds * self.frame_rate) if is_number(chunk_seconds) else 0
+        if chunk_frames < 1:
+            raise ValueError(f"chunk_seconds must be at least one frame (1/{self.frame_rate:g} s), got {chunk_seconds!r}")
+        prompt_codes, downbeat_frame = None, 0.0
+        if prompt_wav is not None or prompt_sample_rate is not None:
+            prompt_codes, prompts, downbeat_frame = self._continuation_inputs(prompt_wav, prompt_sample_rate, prompts,
+                                                                              downbeat)
+        sampling = self._sampling(use_sampling=use_sampling, temperature=temperature, top_k=top_k, top_p=top_p,
+                                  cfg_coef=cfg_coef)
+        total, frames = self._new_frames(prompts, duration=duration, prompt_codes=prompt_codes,
+                                         downbeat_frame=downbeat_frame, sampling=sampling, seed=seed,
+                                         first_row=first_row, stride=stride, progress=progress)
+        if self._reach is None:
+            self._reach = measure_reach(self.codec)
+        frames = frames if prompt_codes is None else itertools.chain([prompt_codes], frames)
+        return stream_audio(partial(_one_clip_at_a_time, self.codec.decode), frames, reach=self._reach,
+                            total_frames=total, chunk_frames=chunk_frames, hop=self.codec.hop_length)
+
+    def _continuation_inputs(self, prompt_wav: torch.Tensor, prompt_sample_rate: int, prompts: list[str] | None,
+                             downbeat: float) -> tuple[torch.Tensor, list[str], float]:
+        """The audio prompt as codes [B, K, T_p], the text prompts (B; None: unconditional) and the downbeat in
+        frames, checked (see `generate_continuation`)."""
         prompt_audio = self._prompt_audio(prompt_wav, prompt_sample_rate)
         prompt_seconds = prompt_audio.shape[-1] / self.sample_rate
         if not is_number(downbeat) or not 0 <= downbeat < prompt_seconds:
@@ -221,11 +268,7 @@ class MusicGen:
         check_prompts(prompts)
         if len(prompts) != prompt_codes.shape[0]:
             raise ValueError(f"got {len(prompts)} prompts for {prompt_codes.shape[0]} audio prompts; expected one each")
-        sampling = self._sampling(use_sampling=use_sampling, temperature=temperature, top_k=top_k, top_p=top_p,
-                                  cfg_coef=cfg_coef)
-        return self._generate(prompts, duration=duration, prompt_codes=prompt_codes,
-                              downbeat_frame=downbeat * self.frame_rate, sampling=sampling, seed=seed,
-                              first_row=first_row, stride=stride, return_codes=return_codes, progress=progress)
+        return prompt_codes, prompts, downbeat * self.frame_rate
 
     def _sampling(self, **given: Any) -> Sampling:
         """A Sampling of the arguments given (use_sampling, temperature, top_k, top_p, cfg_coef), each None taking
@@ -240,6 +283,18 @@ class MusicGen:
         """The path both public calls share: prompts (B strings) and, for a continuation, prompt_codes [B, K, T_p]
         kept as the first frames -> wav [B, C, frames * hop] (and codes [B, K, frames]). downbeat_frame: where a bar
         starts, in frames from the first prompt frame; the other arguments as in `generate`."""
+        total, frames = self._new_frames(prompts, duration=duration, prompt_codes=prompt_codes,
+                                         downbeat_frame=downbeat_frame, sampling=sampling, seed=seed,
+                                         first_row=first_row, stride=stride, progress=progress)
+        codes = torch.cat([*([] if prompt_codes is None else [prompt_codes]), *frames], dim=-1)
+        wav = _one_clip_at_a_time(self.codec.decode, codes)
+        return (wav, codes) if return_codes else wav
+
+    def _new_frames(self, prompts: list[str], *, duration: float | None, prompt_codes: torch.Tensor | None,
+                    downbeat_frame: float, sampling: Sampling, seed: int | None, first_row: int, stride: float | None,
+                    progress: bool | Callable[[int, int], None]) -> tuple[int, Iterator[torch.Tensor]]:
+        """The clip's length in frames, and an iterator over the frames after prompt_codes [B, K, T_p] (if any) as
+        codes [B, K, n], made while it is read (`stream_in_windows`); the arguments are checked first."""
         check_prompts(prompts)
         generators = self._generators(seed, first_row, len(prompts))
         frames = self._frames(self.config.generation.duration if duration is None else duration)
@@ -252,13 +307,11 @@ class MusicGen:
         tempo = with_inferred_tempo(tempo, self.lm.inferred_bpm(condition.to(self.device), mask.to(self.device)),
                                     self.frame_rate)  # a prompt that states no number: the tempo of its words
         self._prepare_for_inference()
-        codes = generate_in_windows(self.lm, self.pattern_provider, condition.to(self.device), mask.to(self.device),
-                                    sampling=sampling, windows=windows, prompt=prompt_codes, generators=generators,
-                                    progress=_progress_callback(progress),
-                                    beats_per_frame=tempo if self.lm.config.beat_clock else None,
-                                    downbeat_frame=downbeat_frame)
-        wav = _one_clip_at_a_time(self.codec.decode, codes)
-        return (wav, codes) if return_codes else wav
+        return frames, stream_in_windows(self.lm, self.pattern_provider, condition.to(self.device),
+                                         mask.to(self.device), sampling=sampling, windows=windows, prompt=prompt_codes,
+                                         generators=generators, progress=_progress_callback(progress),
+                                         beats_per_frame=tempo if self.lm.config.beat_clock else None,
+                                         downbeat_frame=downbeat_frame)
 
     def check_lengths(self, duration: float | None = None, stride: float | None = None) -> None:
         """Raise ValueError for a duration (not positive, shorter than one frame) or a long-form stride (under a

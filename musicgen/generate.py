@@ -14,7 +14,7 @@ rows batched with it; greedy decoding reads none.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -113,12 +113,25 @@ def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_
                    sampling: Sampling, prompt: torch.Tensor | None = None,
                    generators: Sequence[torch.Generator] | None = None, progress: ProgressCallback | None = None,
                    clock: torch.Tensor | None = None) -> torch.Tensor:
-    """Generate pattern.timesteps frames.
+    """Generate pattern.timesteps frames: codes [B, K, T] int64, the prompt's T_p frames then `stream_codes`'s."""
+    made = list(stream_codes(lm, pattern, condition, condition_mask, sampling=sampling, prompt=prompt,
+                             generators=generators, progress=progress, clock=clock))
+    return torch.cat(made if prompt is None else [prompt.to(made[0].device), *made], dim=-1)
+
+
+@torch.inference_mode()
+def stream_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_mask: torch.Tensor, *,
+                 sampling: Sampling, prompt: torch.Tensor | None = None,
+                 generators: Sequence[torch.Generator] | None = None, progress: ProgressCallback | None = None,
+                 clock: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+    """Generate frames T_p .. pattern.timesteps - 1, yielding codes [B, K, n] int64 (n >= 1) as soon as each frame
+    has all K codebooks, in order (with the delay pattern, a frame a step once the first K - 1 steps are done).
 
     condition [B, L, condition_dim], condition_mask [B, L] bool; prompt [B, K, T_p] int64 codes kept as the
-    first T_p frames (T_p < T); generators: B, one per row, each continuing its stream (`row_generators`), or
-    None for torch's global RNG; clock [B, 2] for an LM with a beat clock (`beat_clock.beat_clock`; the null rows
-    of guidance get none). Returns codes [B, K, T] int64. progress(done, total) is called after each step.
+    first T_p frames (T_p < T; not yielded); generators: B, one per row, each continuing its stream
+    (`row_generators`), or None for torch's global RNG; clock [B, 2] for an LM with a beat clock
+    (`beat_clock.beat_clock`; the null rows of guidance get none). progress(done, total) is called after each
+    step; an exception it raises (or closing the iterator) stops generation between steps.
     """
     batch, special = condition.shape[0], lm.special_token
     device = lm.device
@@ -128,6 +141,9 @@ def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_
     to_generate = valid & (pattern.frame_at.to(device) >= prompt_frames)
     start = first_generated_step(pattern, prompt_frames)
     total = sequence.shape[-1]
+    step_of = pattern.step_of.to(device)
+    finished_after = step_of.max(dim=0).values.tolist()  # frame t is whole once step finished_after[t] is sampled
+    yielded = prompt_frames
 
     cfg_coef = sampling.cfg_coef if sampling.guided else None
     if cfg_coef is not None:
@@ -149,9 +165,14 @@ def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_
                                           cfg_coef=cfg_coef, length=None if lm.compiled_decode else step + 1)
             if progress is not None:
                 progress(step - start + 1, total - start)
+            finished = yielded
+            while finished < pattern.timesteps and finished_after[finished] <= step:
+                finished += 1
+            if finished > yielded:
+                yield sequence.gather(-1, step_of[:, yielded:finished].expand(batch, -1, -1))
+                yielded = finished
     finally:
         lm.clear_caches()
-    return pattern.revert_sequence(sequence, special)[0]
 
 
 def _cache_steps(lm: LM, steps: int) -> int:

@@ -15,7 +15,7 @@ conditions the first window on its last `window - stride` frames only, and stays
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -24,7 +24,7 @@ from patterns import PatternProvider
 
 from .beat_clock import beat_clock
 from .config import Sampling
-from .generate import ProgressCallback, first_generated_step, generate_codes
+from .generate import ProgressCallback, first_generated_step, stream_codes
 from .lm import LM
 
 AUDIOCRAFT_STRIDE_FRACTION = 18 / 30
@@ -79,9 +79,23 @@ def generate_in_windows(lm: LM, provider: PatternProvider, condition: torch.Tens
                         generators: Sequence[torch.Generator] | None = None,
                         progress: ProgressCallback | None = None,
                         beats_per_frame: torch.Tensor | None = None, downbeat_frame: float = 0.0) -> torch.Tensor:
-    """Codes [B, K, windows[-1].end] int64: prompt [B, K, windows[0].known] (if any) followed by every window's new frames.
+    """Codes [B, K, windows[-1].end] int64: prompt [B, K, windows[0].known] (if any) followed by every window's new
+    frames; the arguments as for `stream_in_windows`."""
+    made = list(stream_in_windows(lm, provider, condition, condition_mask, sampling=sampling, windows=windows,
+                                  prompt=prompt, generators=generators, progress=progress,
+                                  beats_per_frame=beats_per_frame, downbeat_frame=downbeat_frame))
+    return torch.cat(made if prompt is None else [prompt.to(made[0].device), *made], dim=-1)
 
-    condition [B, L, condition_dim], condition_mask [B, L] and generators (one per row) as for `generate_codes`:
+
+def stream_in_windows(lm: LM, provider: PatternProvider, condition: torch.Tensor, condition_mask: torch.Tensor,
+                      *, sampling: Sampling, windows: list[Window], prompt: torch.Tensor | None = None,
+                      generators: Sequence[torch.Generator] | None = None, progress: ProgressCallback | None = None,
+                      beats_per_frame: torch.Tensor | None = None, downbeat_frame: float = 0.0
+                      ) -> Iterator[torch.Tensor]:
+    """The frames after prompt [B, K, windows[0].known] (if any), up to windows[-1].end, as codes [B, K, n] int64
+    yielded as soon as they are finished (`stream_codes`), window after window.
+
+    condition [B, L, condition_dim], condition_mask [B, L] and generators (one per row) as for `stream_codes`:
     every window continues each row's stream where the window before left it; beats_per_frame [B] (0: none)
     drives an LM's beat clock, which each window picks up at its first frame, counting bars from
     downbeat_frame (a frame of the prompt on which a bar starts); progress(done, total) counts the steps of
@@ -94,12 +108,11 @@ def generate_in_windows(lm: LM, provider: PatternProvider, condition: torch.Tens
     for index, (window, pattern) in enumerate(zip(windows, patterns)):
         window_prompt = None if codes is None or window.prompt_frames == 0 else codes[..., window.start:window.known]
         clock = None if beats_per_frame is None else beat_clock(beats_per_frame, window.start - downbeat_frame)
-        made = generate_codes(lm, pattern, condition, condition_mask, sampling=sampling, prompt=window_prompt,
-                              generators=generators, clock=clock,
-                              progress=_offset_progress(progress, sum(steps[:index]), sum(steps)))
-        new_frames = made[..., window.prompt_frames:]
-        codes = new_frames if codes is None else torch.cat([codes, new_frames], dim=-1)
-    return codes
+        for new_frames in stream_codes(lm, pattern, condition, condition_mask, sampling=sampling, prompt=window_prompt,
+                                       generators=generators, clock=clock,
+                                       progress=_offset_progress(progress, sum(steps[:index]), sum(steps))):
+            codes = new_frames if codes is None else torch.cat([codes.to(new_frames.device), new_frames], dim=-1)
+            yield new_frames
 
 
 def _offset_progress(progress: ProgressCallback | None, done_before: int, total: int) -> ProgressCallback | None:
