@@ -17,10 +17,10 @@ This project's checkpoint directory:
 from __future__ import annotations
 
 import ctypes
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterator
-from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -79,7 +79,6 @@ class MusicGen:
         self.conditioner = conditioner
         self.codec = codec.eval()
         self.pattern_provider = get_provider(config.pattern.name, lm.config.num_codebooks, **config.pattern.options)
-        self._reach: Reach | None = None  # the codec decoder's, measured at the first generate_stream
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device: str | torch.device | None = None,
@@ -215,7 +214,8 @@ class MusicGen:
         downbeat: the time (seconds into prompt_wav) at which a bar starts, for an LM with a beat clock
         (musicgen/beat_clock.py) and a prompt that states its BPM; by default the audio starts on a bar.
         """
-        prompt_codes, prompts, downbeat_frame = self._continuation_inputs(prompt_wav, prompt_sample_rate, prompts, downbeat)
+        prompt_codes, prompts, downbeat_frame = self._continuation_inputs(prompt_wav, prompt_sample_rate, prompts,
+                                                                          downbeat)
         sampling = self._sampling(use_sampling=use_sampling, temperature=temperature, top_k=top_k, top_p=top_p,
                                   cfg_coef=cfg_coef)
         return self._generate(prompts, duration=duration, prompt_codes=prompt_codes, downbeat_frame=downbeat_frame,
@@ -238,7 +238,8 @@ class MusicGen:
         """
         chunk_frames = round(chunk_seconds * self.frame_rate) if is_number(chunk_seconds) else 0
         if chunk_frames < 1:
-            raise ValueError(f"chunk_seconds must be at least one frame (1/{self.frame_rate:g} s), got {chunk_seconds!r}")
+            raise ValueError(f"chunk_seconds must be at least one frame (1/{self.frame_rate:g} s), "
+                             f"got {chunk_seconds!r}")
         prompt_codes, downbeat_frame = None, 0.0
         if prompt_wav is not None or prompt_sample_rate is not None:
             prompt_codes, prompts, downbeat_frame = self._continuation_inputs(prompt_wav, prompt_sample_rate, prompts,
@@ -248,11 +249,16 @@ class MusicGen:
         total, frames = self._new_frames(prompts, duration=duration, prompt_codes=prompt_codes,
                                          downbeat_frame=downbeat_frame, sampling=sampling, seed=seed,
                                          first_row=first_row, stride=stride, progress=progress)
-        if self._reach is None:
-            self._reach = measure_reach(self.codec)
         frames = frames if prompt_codes is None else itertools.chain([prompt_codes], frames)
-        return stream_audio(partial(_one_clip_at_a_time, self.codec.decode), frames, reach=self._reach,
-                            total_frames=total, chunk_frames=chunk_frames, hop=self.codec.hop_length)
+        return stream_audio(functools.partial(_one_clip_at_a_time, self.codec.decode), frames,
+                            reach=self.decoder_reach, total_frames=total, chunk_frames=chunk_frames,
+                            hop=self.codec.hop_length)
+
+    @functools.cached_property
+    def decoder_reach(self) -> Reach:
+        """The codes each chunk of `generate_stream` decodes around it (musicgen/streaming.py), measured on first use
+        (a fraction of a second for the default model: read it before streaming to keep that off a first chunk)."""
+        return measure_reach(self.codec)
 
     def _continuation_inputs(self, prompt_wav: torch.Tensor, prompt_sample_rate: int, prompts: list[str] | None,
                              downbeat: float) -> tuple[torch.Tensor, list[str], float]:
