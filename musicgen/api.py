@@ -289,9 +289,9 @@ class MusicGen:
         """The path both public calls share: prompts (B strings) and, for a continuation, prompt_codes [B, K, T_p]
         kept as the first frames -> wav [B, C, frames * hop] (and codes [B, K, frames]). downbeat_frame: where a bar
         starts, in frames from the first prompt frame; the other arguments as in `generate`."""
-        total, frames = self._new_frames(prompts, duration=duration, prompt_codes=prompt_codes,
-                                         downbeat_frame=downbeat_frame, sampling=sampling, seed=seed,
-                                         first_row=first_row, stride=stride, progress=progress)
+        _, frames = self._new_frames(prompts, duration=duration, prompt_codes=prompt_codes,
+                                     downbeat_frame=downbeat_frame, sampling=sampling, seed=seed,
+                                     first_row=first_row, stride=stride, progress=progress)
         codes = torch.cat([*([] if prompt_codes is None else [prompt_codes]), *frames], dim=-1)
         wav = _one_clip_at_a_time(self.codec.decode, codes)
         return (wav, codes) if return_codes else wav

@@ -101,7 +101,8 @@ def stream_in_windows(lm: LM, provider: PatternProvider, condition: torch.Tensor
     downbeat_frame (a frame of the prompt on which a bar starts); progress(done, total) counts the steps of
     all windows together.
     """
-    patterns = [provider.get_pattern(window.frames) for window in windows]
+    by_length = {frames: provider.get_pattern(frames) for frames in {window.frames for window in windows}}
+    patterns = [by_length[window.frames] for window in windows]  # one build per length: a long clip has 2 or 3
     steps = [pattern.num_steps + 1 - first_generated_step(pattern, window.prompt_frames)
              for pattern, window in zip(patterns, windows)]
     codes = prompt

@@ -12,8 +12,8 @@ everything known so far (the cost of a chunk grows with the clip).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
 import dataclasses
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 

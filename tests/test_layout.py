@@ -19,6 +19,7 @@ ARROWS = {
     "musicgen.train": {"musicgen", "codec", "patterns", "infra"},
     "synthetic": {"infra"},
     "evaluation": {"musicgen", "synthetic", "codec.train", "codec", "infra"},
+    "webapp": {"musicgen", "infra"},  # the web page over the MusicGen API: the top floor, beside evaluation
 }
 CONFIG_MODULES = ["codec.config", "codec.train.config", "musicgen.config", "musicgen.train.config", "infra.config"]
 

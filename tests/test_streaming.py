@@ -8,7 +8,7 @@ from codec import Codec, CodecConfig
 from musicgen import MusicGen
 from musicgen.streaming import SAFETY_FRAMES, Reach, measure_reach, stream_audio
 
-from tiny_models import TINY_FRAME_RATE, TINY_SAMPLE_RATE, save_tiny_musicgen
+from tiny_models import TINY_FRAME_RATE, TINY_SAMPLE_RATE, save_tiny_musicgen, tiny_istft_codec
 
 PROMPTS = ["an upbeat piano tune", "slow strings"]
 SAMPLING = dict(top_k=8, temperature=1.0, cfg_coef=3.0, seed=3)
@@ -18,14 +18,6 @@ SAMPLING = dict(top_k=8, temperature=1.0, cfg_coef=3.0, seed=3)
 def model(tmp_path_factory):
     """The tiny model: a SEANet decoder with an LSTM, 37 frames a window."""
     return MusicGen.from_pretrained(save_tiny_musicgen(tmp_path_factory.mktemp("tiny")), device="cpu")
-
-
-def istft_codec(**options) -> Codec:
-    """A random codec with the default model's kind of decoder, shaped for the tiny LM (hop 8, K=4, 32 codes)."""
-    torch.manual_seed(0)
-    config = dict(sample_rate=TINY_SAMPLE_RATE, dimension=8, n_filters=2, ratios=[4, 2], lstm_layers=0,
-                  num_codebooks=4, cardinality=32, kmeans_iters=0, decoder="istft", istft_width=16, istft_layers=2)
-    return Codec(CodecConfig(**{**config, **options})).eval()
 
 
 def chunks_of(model: MusicGen, *args, **kwargs) -> list[torch.Tensor]:
@@ -59,7 +51,7 @@ def test_continuation_streams_the_prompt_first(model):
 
 def test_an_istft_decoder_streams_with_bounded_context(model):
     """The default model's decoder kind: each chunk decodes a stretch, not the clip so far, and still joins exactly."""
-    other = MusicGen(model.config, model.lm, model.conditioner, istft_codec())
+    other = MusicGen(model.config, model.lm, model.conditioner, tiny_istft_codec())
     reach = measure_reach(other.codec)
     assert reach.behind is not None and reach.behind < 40 and reach.ahead < 40
     duration = 200 / TINY_FRAME_RATE
@@ -71,7 +63,7 @@ def test_measured_reach_follows_the_decoder():
     """The istft decoder: a kernel-7 embedding and 2 kernel-7 blocks reach 3 frames each way apiece, and its inverse
     STFT (window 4 hops, centred) one frame behind and two ahead; a causal SEANet decoder without LSTM sees no
     frame ahead; one with an LSTM reaches back to the start."""
-    assert measure_reach(istft_codec()) == Reach(3 * 3 + 1 + SAFETY_FRAMES, 3 * 3 + 2 + SAFETY_FRAMES)
+    assert measure_reach(tiny_istft_codec()) == Reach(3 * 3 + 1 + SAFETY_FRAMES, 3 * 3 + 2 + SAFETY_FRAMES)
     causal = Codec(CodecConfig(sample_rate=TINY_SAMPLE_RATE, dimension=8, n_filters=2, ratios=[4, 2], lstm_layers=0,
                                causal=True, num_codebooks=2, cardinality=16, kmeans_iters=0)).eval()
     assert measure_reach(causal).ahead == SAFETY_FRAMES
@@ -81,7 +73,7 @@ def test_measured_reach_follows_the_decoder():
 
 
 def test_stream_audio_checks_its_frames():
-    codec = istft_codec()
+    codec = tiny_istft_codec()
     codes = torch.randint(32, (1, 4, 10))
     with pytest.raises(ValueError, match="more than the 8 announced"):
         list(stream_audio(codec.decode, [codes], reach=Reach(1, 1), total_frames=8, chunk_frames=2, hop=8))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"infra", "patterns", "codec", "musicgen", "synthetic", "evaluation", "musicgen_checkpoints"}
+PACKAGES = {"infra", "patterns", "codec", "musicgen", "synthetic", "evaluation", "webapp", "musicgen_checkpoints"}
 
 # Run with PYTHONPATH=<the wheel installed with --target> from a folder outside the checkout.
 GENERATE = """
@@ -52,7 +52,7 @@ def test_pyproject_lists_every_package():
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     found = find_packages(where=str(ROOT), include=["infra*", "patterns*", "codec*", "musicgen*", "synthetic*",
-                                                    "evaluation*"])
+                                                    "evaluation*", "webapp*"])
     assert sorted(config["packages"]) == sorted([*found, "musicgen_checkpoints"])
     assert config["package-dir"] == {"musicgen_checkpoints": "checkpoints"}
 
@@ -75,6 +75,7 @@ def test_wheel_installed_elsewhere_generates_with_the_default_model(tmp_path):
     assert "musicgen_checkpoints/default/lm.safetensors" in weights
     assert weights <= names, sorted(weights - names)
     assert {name.split("/")[0] for name in names if ".dist-info/" not in name} == PACKAGES
+    assert {f"webapp/static/{page}" for page in ("index.html", "app.js", "style.css")} <= names  # musicgen-app's page
 
     run([*pip, "install", "--no-deps", "--no-index", "--no-compile", "--target", str(target), str(wheel)])
     env = {**os.environ, "PYTHONPATH": str(target), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}

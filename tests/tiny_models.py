@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
+from codec import Codec, CodecConfig
 from infra.config import load_config, save_config
 from musicgen.api import CONFIG_FILE, MusicGen
 from musicgen.config import MusicGenConfig
@@ -20,3 +23,12 @@ def save_tiny_musicgen(path: Path, max_positions: int = 40) -> Path:
     config = load_config(MusicGenConfig, path / "model" / CONFIG_FILE, [f"lm.max_positions={max_positions}"])
     save_config(config, path / "model" / CONFIG_FILE)
     return path / "model"
+
+
+def tiny_istft_codec(ratios: tuple[int, ...] = (4, 2)) -> Codec:
+    """A random codec with an inverse-STFT decoder (the default model's kind), shaped for the tiny LM: K=4 codebooks
+    of 32 codes at TINY_SAMPLE_RATE, hop prod(ratios) (8: TINY_FRAME_RATE; (8, 5, 4): 50 frames/s), seeded."""
+    torch.manual_seed(0)
+    return Codec(CodecConfig(sample_rate=TINY_SAMPLE_RATE, dimension=8, n_filters=2, ratios=list(ratios),
+                             lstm_layers=0, num_codebooks=4, cardinality=32, kmeans_iters=0, decoder="istft",
+                             istft_width=16, istft_layers=2)).eval()
