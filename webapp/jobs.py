@@ -94,6 +94,10 @@ class JobQueue:
         self._worker.join(timeout)
 
     def _run(self) -> None:
+        try:
+            self.shelf.get(self.shelf.names[0])  # loaded before the first request asks for it
+        except Exception:  # noqa: BLE001 - the first job that asks for it reports the failure
+            traceback.print_exc()
         while (job := self._waiting.get()) is not None:
             if job.cancel_requested:
                 job.state = "cancelled"

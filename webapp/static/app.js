@@ -133,6 +133,7 @@ function addResult(result) {
   item.append(element("p", { class: "settings" },
     `model ${s.model} · ${s.duration} s · seed ${s.seed} · top-k ${s.top_k} · top-p ${s.top_p} · ` +
     `temperature ${s.temperature} · CFG ${s.cfg_coef}${continued}`));
+  item.append(element("p", { class: "settings" }, "The same files from the command line (the whole batch):"));
   item.append(element("code", { class: "command" }, result.command));
   $("results").prepend(item);
 }
