@@ -87,6 +87,11 @@ def test_a_bad_duration_shows_its_message(app, browser):
     generate(page, "", "2")
     page.wait_for_function("() => document.getElementById('message').textContent.includes('prompt')")
     assert "Enter at least one prompt" in page.inner_text("#message")
+    page.set_input_files("#upload", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not audio"}])
+    generate(page, "lo-fi piano", "2")
+    page.wait_for_function("() => document.getElementById('message').textContent.includes('notes.txt')")
+    assert "'notes.txt' is not an audio file" in page.inner_text("#message")
+    assert page.get_attribute("body", "data-state") == "idle"
     page.close()
 
 
@@ -108,6 +113,7 @@ def test_cancel_stops_a_long_generation_within_a_second(app, browser):
     page = open_page(browser, url)
     generate(page, "a very long ambient drone", "120")
     page.wait_for_function("() => Number(document.body.dataset.streamedSeconds) > 0", timeout=60_000)
+    assert "s left" in page.inner_text("#status-text") and page.get_attribute("#progress", "value") != "0"
     start = time.monotonic()
     page.click("#cancel")
     page.wait_for_selector("body[data-state='cancelled']", timeout=5_000)
