@@ -74,7 +74,8 @@ def test_a_prompt_streams_then_plays_with_its_spectrogram(app, browser):
     image = result.locator("img.spectrogram")
     image.wait_for()
     assert page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
-    assert "musicgen-generate --text 'an upbeat piano tune' --duration 2 --seed 5" in result.locator("code").inner_text()
+    command = result.locator("code").inner_text()
+    assert "musicgen-generate --text 'an upbeat piano tune' --duration 2 --seed 5" in command
     page.close()
 
 
