@@ -51,6 +51,7 @@ async function submit(event) {
     showMessage(reply.error || reply.detail || `The server answered ${response.status}.`);
     return;
   }
+  if (current && current.audio.state !== "closed") current.audio.close();  // the last clip's stream stops
   const audio = new AudioContext();
   current = { id: reply.id, audio, playAt: 0, fetched: 0, streamed: 0 };
   document.body.dataset.streamedSeconds = "0";
