@@ -1,4 +1,4 @@
-"""Text conditioning: a text encoder (frozen by default) and its tokenizer turn prompts into a condition the LM attends to.
+"""Text conditioning: a text encoder (frozen by default) and its tokenizer turn prompts into the LM's condition.
 
     prompts ─► tokenizer (padded) ─► encoder ─► condition [B, L, D_text] (token-level hidden states), mask [B, L]
 
@@ -32,7 +32,8 @@ class TextConditioner(nn.Module):
     weights of its own (read from a folder, or trained).
     """
 
-    def __init__(self, encoder: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, package: str | None = None) -> None:
+    def __init__(self, encoder: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *,
+                 package: str | None = None) -> None:
         super().__init__()
         self.encoder = encoder
         self.tokenizer = tokenizer
@@ -57,17 +58,20 @@ class TextConditioner(nn.Module):
 
     @classmethod
     def from_package(cls, name: str) -> TextConditioner:
-        """The pretrained encoder installed as the package `name` (ModuleNotFoundError naming the pip command if not)."""
+        """The pretrained encoder installed as the package `name` (if not, a ModuleNotFoundError naming the pip
+        command)."""
         encoder, tokenizer = load_packaged(name)
         return cls(encoder, tokenizer, package=name)
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> TextConditioner:
-        """Load a directory written by `save_pretrained` (a T5 or BERT encoder's config and weights, tokenizer files)."""
+        """Load a directory written by `save_pretrained` (a T5 or BERT encoder's config and weights, tokenizer
+        files)."""
         path = Path(path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path} must hold a text encoder saved by transformers (config.json, "
-                                    f"model.safetensors, tokenizer files), or name a packaged one ({', '.join(PACKAGED_TEXT_ENCODERS)})")
+                                    "model.safetensors, tokenizer files), or name a packaged one "
+                                    f"({', '.join(PACKAGED_TEXT_ENCODERS)})")
         model_type = AutoConfig.from_pretrained(path, local_files_only=True).model_type
         if model_type not in ENCODER_OPTIONS:
             raise ValueError(f"{path} holds a {model_type!r} model; expected a text encoder of type "

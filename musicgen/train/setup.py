@@ -51,7 +51,8 @@ class ConditionedLM(nn.Module):
     that share of the captions that state one, keeping their clock: words, and the clock of the clip's true tempo.
     """
 
-    def __init__(self, lm: LM, conditioner: TextConditioner, frame_rate: float, tempo_text_dropout: float = 0.0) -> None:
+    def __init__(self, lm: LM, conditioner: TextConditioner, frame_rate: float,
+                 tempo_text_dropout: float = 0.0) -> None:
         super().__init__()
         if lm.tempo_head is not None:
             lm.tempo_head.requires_grad_(False)
@@ -69,7 +70,8 @@ class ConditionedLM(nn.Module):
             clock = beat_clock(rate.to(inputs.device), first_frames.to(inputs.device))
             if self.training and self.tempo_text_dropout > 0:  # (no draw without it: other runs stay as they were)
                 hidden = (torch.rand(len(captions)) < self.tempo_text_dropout) & (rate > 0)
-                captions = [without_tempo(caption) if hide else caption for caption, hide in zip(captions, hidden.tolist())]
+                captions = [without_tempo(caption) if hide else caption
+                            for caption, hide in zip(captions, hidden.tolist())]
         condition, mask = self.conditioner(captions)
         return self.lm(inputs, condition, mask, clock)
 
@@ -202,7 +204,8 @@ def export_model(config: LMTrainConfig, model: nn.Module, export_dir: Path, env:
             raise RuntimeError(f"the trained weights do not fit the model: missing {untrained[:5]}, "
                                f"unexpected {result.unexpected_keys[:5]}")
         if musicgen.lm.tempo_head is not None:
-            error = fit_tempo_head(musicgen.lm.tempo_head, musicgen.conditioner.eval(), *tempo_examples, seed=config.seed)
+            error = fit_tempo_head(musicgen.lm.tempo_head, musicgen.conditioner.eval(), *tempo_examples,
+                                   seed=config.seed)
             print(f"musicgen-train: tempo head fitted on {len(tempo_examples[0])} captions, log-BPM RMSE {error:.3f}",
                   flush=True)
         musicgen.save_pretrained(export_dir)

@@ -98,7 +98,8 @@ def squared_error(head: TempoHead, embeddings: torch.Tensor, log_bpms: torch.Ten
 
 
 def held_out_split(count: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (train, valid) of `count` examples: a random tenth held out (torch's RNG), or all in both when too few."""
+    """Indices (train, valid) of `count` examples: a random tenth held out (torch's RNG), or all in both when
+    too few."""
     if count < MIN_TO_HOLD_OUT:
         every = torch.arange(count)
         return every, every
