@@ -105,3 +105,13 @@ def test_a_raising_progress_callback_stops_and_the_model_generates_again(model):
     assert steps == [1, 2, 3, 4, 5]
     assert torch.allclose(torch.cat(chunks_of(model, PROMPTS, 0.01, 0.004, **SAMPLING), dim=-1),
                           model.generate(PROMPTS, 0.01, **SAMPLING), atol=1e-4, rtol=0)
+
+
+def test_the_default_models_chunks_join_into_its_audio():
+    """The embedded model (inverse-STFT decoder, beat clock): 2 s in chunks of 0.5 s, each decoding its reach only."""
+    model = MusicGen.from_pretrained(device="cpu")
+    prompts = ["an upbeat piano tune at 120 BPM in A major with drums"]
+    chunks = chunks_of(model, prompts, 2.0, 0.5, seed=0)
+    assert model.decoder_reach.behind is not None and len(chunks) >= 3
+    assert all(piece.shape[-1] >= model.sample_rate // 2 for piece in chunks[:-1])
+    assert torch.allclose(torch.cat(chunks, dim=-1), model.generate(prompts, 2.0, seed=0), atol=1e-4, rtol=0)
