@@ -33,6 +33,7 @@ class SoundFont:
 OTHER_SOUNDFONTS = {
     "fluidr3": SoundFont("/usr/share/sounds/sf2/FluidR3_GM.sf2", "fluid-soundfont-gm"),
     "musescore": SoundFont("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3", "musescore-general-soundfont-small"),
+    "opl3": SoundFont("/usr/share/sounds/sf2/OPL-3_FM_128M.sf2", "opl3-soundfont"),
     "csound": SoundFont("/usr/share/sounds/sf2/sf_GMbank.sf2", "csound-soundfont"),
 }
 
