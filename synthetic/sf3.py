@@ -57,7 +57,8 @@ def decode_samples(smpl: bytes, shdr: bytes) -> tuple[bytes, bytes]:
             position = end + ZERO_FRAMES_AFTER_SAMPLE
         elif offset + SAMPLE_HEADER.size < len(shdr):
             label = name.split(b"\0")[0].decode(errors="replace")
-            raise ValueError(f"sample {label!r} is not Ogg Vorbis: an SF3 mixing PCM and Vorbis samples is not supported")
+            raise ValueError(f"sample {label!r} is not Ogg Vorbis: an SF3 mixing PCM and Vorbis samples "
+                             "is not supported")
         headers.append(SAMPLE_HEADER.pack(name, start, end, loop_start, loop_end, rate, pitch, cents, link, kind))
     return b"".join(pcm), b"".join(headers)
 

@@ -118,7 +118,8 @@ def rms(audio: torch.Tensor) -> torch.Tensor:
     return audio.square().mean(dim=-1, keepdim=True).sqrt()
 
 
-def augment(audio: torch.Tensor, sample_rate: int, generator: torch.Generator, probability: float = 0.5) -> torch.Tensor:
+def augment(audio: torch.Tensor, sample_rate: int, generator: torch.Generator,
+            probability: float = 0.5) -> torch.Tensor:
     """audio [B, N] through EQ, reverb, low-pass, codec-like damage and noise, each on a random subset of clips."""
     steps = [lambda x: random_eq(x, sample_rate, generator), lambda x: reverb(x, sample_rate, generator),
              lambda x: lowpass(x, sample_rate, generator), lambda x: codec_like(x, sample_rate, generator),

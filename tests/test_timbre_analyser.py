@@ -62,7 +62,8 @@ def test_sf3_samples_decode_to_pcm_with_absolute_positions():
     pcm, shdr = decode_samples(b"".join(streams), b"".join(headers))
     decoded = [SAMPLE_HEADER.unpack_from(shdr, offset) for offset in range(0, len(shdr), SAMPLE_HEADER.size)]
     second = 3000 + ZERO_FRAMES_AFTER_SAMPLE
-    assert [row[1:5] for row in decoded[:2]] == [(0, 3000, 100, 2900), (second, second + 4000, second + 8, second + 3992)]
+    assert [row[1:5] for row in decoded[:2]] == [(0, 3000, 100, 2900),
+                                                 (second, second + 4000, second + 8, second + 3992)]
     assert [row[9] for row in decoded] == [1, 1, 0]
     samples = np.frombuffer(pcm, np.int16) / 32768
     assert len(samples) == 7000 + 2 * ZERO_FRAMES_AFTER_SAMPLE
