@@ -27,6 +27,7 @@ import torch
 
 from codec.train.evaluate import evaluate_codec, format_table
 from infra.manifest import list_audio_paths
+from infra.spectrogram_image import spectrogram_png
 from musicgen.api import DEFAULT_CHECKPOINT, MusicGen
 from synthetic import timbre_analyser
 from synthetic.analysis import InstrumentClassifier
@@ -156,6 +157,23 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@torch.inference_mode()
+def write_spectrograms(model: MusicGen, directory: Path, *, duration: float, seed: int) -> list[Path]:
+    """The first held-out prompt's render, the codec's reconstruction of it and the model's generation for it (the
+    first row of the "generations" column), as log-mel PNGs in `directory`."""
+    (_, audio), = render_clips(1, seed, split="heldout", duration=duration, sample_rate=model.sample_rate)
+    render = torch.from_numpy(audio)[None, None].expand(-1, model.codec.channels, -1)
+    reconstruction = model.codec.decode(model.codec.encode(render))[..., : render.shape[-1]]
+    caption = heldout_prompts(1, seed)[0][0]
+    generation = model.generate([caption], duration=duration, seed=seed, progress=False)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, wav in (("render", render), ("reconstruction", reconstruction), ("generation", generation)):
+        paths.append(directory / f"{name}.png")
+        paths[-1].write_bytes(spectrogram_png(wav[0], model.sample_rate))
+    return paths
+
+
 def codec_on_heldout(model: MusicGen, audio: str | None, clips: int, seed: int) -> dict[str, Any]:
     """The model's codec on held-out audio: a given folder/manifest, or `clips` fresh held-out renders."""
     codec = model.codec
@@ -182,6 +200,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--codec-clips", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default="musicgen_eval.json", help="where to write all results")
+    parser.add_argument("--spectrograms", default=None, metavar="DIR",
+                        help="also write log-mel PNGs of the first held-out prompt's render, its reconstruction "
+                             "and its generation")
     args = parser.parse_args(argv)
     if args.count < 1 or args.batch_size < 1 or args.codec_clips < 1 or not args.duration > 0:
         parser.error("--count, --batch-size and --codec-clips must be >= 1 and --duration > 0")
@@ -206,6 +227,9 @@ def main(argv: list[str] | None = None) -> None:
     report = {"summary": summary, "codec": codec_results, **judged}
     Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.json}")
+    if args.spectrograms is not None:
+        written = write_spectrograms(model, Path(args.spectrograms), duration=args.duration, seed=args.seed)
+        print("wrote " + ", ".join(str(path) for path in written))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ def test_evaluation_command_on_a_tiny_set(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "evaluation.evaluate", "--model", str(model), "--classifier",
          str(tmp_path / "classifier"), "--timbre-analyser", str(tmp_path / "timbre"), "--wording-count", "2",
-         "--count", "3", "--duration", "0.5", "--batch-size", "4", "--codec-clips", "1", "--json", str(out)],
+         "--count", "3", "--duration", "0.5", "--batch-size", "4", "--codec-clips", "1", "--json", str(out),
+         "--spectrograms", str(tmp_path / "figures")],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
@@ -51,6 +52,9 @@ def test_evaluation_command_on_a_tiny_set(tmp_path):
     assert ceiling == 0 or generations == summary["instrument_accuracy"]["generations"]["timbre"] / ceiling
     assert len(report["codec"]["levels"]) == 4 and report["codec"]["files"] == 1
     assert "codec recon" in result.stdout and "instrument, timbre" in result.stdout and "usage" in result.stdout
+    figures = tmp_path / "figures"
+    images = [(figures / f"{name}.png").read_bytes() for name in ("render", "reconstruction", "generation")]
+    assert all(image.startswith(b"\x89PNG") for image in images) and len(set(images)) == 3
 
 
 def test_evaluation_command_rejects_bad_counts(tmp_path):

@@ -20,8 +20,10 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import UploadFile
 
+from infra.spectrogram_image import spectrogram_png
+
 from .jobs import Job, JobQueue
-from .media import AUDIO_FORMATS, audio_bytes, spectrogram_png
+from .media import AUDIO_FORMATS, audio_bytes
 from .settings import (
     MAX_DURATION,
     MAX_PROMPTS,
