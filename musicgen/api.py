@@ -6,13 +6,7 @@
 A duration longer than the model's context (`max_duration`) is generated in overlapping windows
 (musicgen/long_form.py): each window is prompted with the tail of the one before.
 
-This project's checkpoint directory:
-
-    config.yaml         MusicGenConfig: lm sizes, pattern name and options, generation defaults
-    lm.safetensors      LM weights (condition projection included)
-    codec/              the codec (Codec.save_pretrained)
-    text_encoder/       T5 encoder config + weights and the tokenizer files (saved by transformers); absent when
-                        config.yaml's text_encoder names a packaged encoder ("minilm"), read from the installed package
+Checkpoints are found and read by musicgen/loading.py (both layouts).
 """
 from __future__ import annotations
 
@@ -21,7 +15,6 @@ import functools
 import itertools
 import math
 from collections.abc import Callable, Iterator
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,38 +24,27 @@ from tqdm import tqdm
 
 from codec import Codec
 from infra.audio import mix_channels, resample
-from infra.config import load_config, save_config
-from infra.weights import read_weights
+from infra.config import save_config
 from patterns import get_provider
 
-from . import hf
 from .beat_clock import beats_per_frame, with_inferred_tempo
 from .conditioners import TextConditioner, check_prompts
-from .config import MusicGenConfig, PatternConfig, Sampling, is_number
+from .config import MusicGenConfig, Sampling, is_number
 from .fast_linear import can_pack
 from .generate import row_generators
-from .lm import LM, replaced_for_inference
+from .lm import LM
+from .loading import (
+    CODEC_DIR,
+    CONFIG_FILE,
+    DEFAULT_CHECKPOINT,
+    LM_WEIGHTS,
+    TEXT_ENCODER_DIR,
+    load_parts,
+    resolve_device,
+    resolve_dtype,
+)
 from .long_form import default_stride, plan_windows, stream_in_windows
 from .streaming import Reach, measure_reach, stream_audio
-
-CONFIG_FILE = "config.yaml"
-LM_WEIGHTS = "lm.safetensors"
-CODEC_DIR = "codec"
-TEXT_ENCODER_DIR = "text_encoder"
-
-
-def _default_checkpoint() -> Path:
-    """checkpoints/default: package data of `musicgen_checkpoints` (the repo's checkpoints/ folder, shipped by a wheel,
-    `pip install .` or `pip install -e .`), else the checkout's folder (musicgen imported from a checkout that is not
-    installed, or from an editable install made before that package existed)."""
-    try:
-        return Path(str(resources.files("musicgen_checkpoints") / "default"))
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parents[1] / "checkpoints" / "default"
-
-
-DEFAULT_CHECKPOINT = _default_checkpoint()
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 class MusicGen:
@@ -93,46 +75,21 @@ class MusicGen:
         compile=True: the LM's decode step compiled for fixed shapes (`LM.compile_decode`; CUDA graphs on GPU,
         where it pays; the first generation of each length compiles first).
         """
-        device, dtype = _device(device), _dtype(dtype)
+        device, dtype = resolve_device(device), resolve_dtype(dtype)
         if quantize not in (None, "int8"):
             raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
         path = Path(path) if path is not None else DEFAULT_CHECKPOINT
         if not path.is_dir():
             hint = " (the embedded default model is not there yet)" if path == DEFAULT_CHECKPOINT else ""
             raise FileNotFoundError(f"no checkpoint directory at {path}{hint}")
-        if (path / CONFIG_FILE).is_file():
-            model = cls._load_own(path)
-        elif hf.is_hf_layout(path):
-            model = cls._load_hf(path)
-        else:
-            raise FileNotFoundError(
-                f"{path} is neither layout: expected {CONFIG_FILE}, {LM_WEIGHTS}, {CODEC_DIR}/ and {TEXT_ENCODER_DIR}/ "
-                f"(this project), or {hf.HF_CONFIG} and {hf.HF_WEIGHTS} with the tokenizer files (Hugging Face MusicGen)")
+        parts = load_parts(path)
+        model = cls(parts.config, parts.lm, parts.conditioner, parts.codec)
         model.to(device, dtype)
         if quantize == "int8":
             model.lm.quantize_int8()
         if compile:
             model.lm.compile_decode()
         return model
-
-    @classmethod
-    def _load_own(cls, path: Path) -> MusicGen:
-        config = load_config(MusicGenConfig, path / CONFIG_FILE)
-        for required in (LM_WEIGHTS, CODEC_DIR) + (() if config.text_encoder else (TEXT_ENCODER_DIR,)):
-            if not (path / required).exists():
-                raise FileNotFoundError(f"{path} has {CONFIG_FILE} but no {required}; a checkpoint holds "
-                                        f"{CONFIG_FILE}, {LM_WEIGHTS}, {CODEC_DIR}/ and {TEXT_ENCODER_DIR}/")
-        lm = LM.from_weights(config.lm, read_weights(path / LM_WEIGHTS, copy=replaced_for_inference))
-        conditioner = TextConditioner.load(config.text_encoder or path / TEXT_ENCODER_DIR)
-        return cls(config, lm, conditioner, Codec.from_pretrained(path / CODEC_DIR))
-
-    @classmethod
-    def _load_hf(cls, path: Path) -> MusicGen:
-        hf_config, state = hf.read_hf_config(path), hf.read_hf_weights(path)
-        lm = hf.lm_from_hf(hf_config, state)
-        codec = Codec.from_hf(hf_config.audio_encoder.to_dict(), hf.split_prefix(state, "audio_encoder."))
-        config = MusicGenConfig(lm=lm.config, pattern=PatternConfig("delay"))
-        return cls(config, lm, hf.conditioner_from_hf(hf_config, state, path), codec)
 
     def save_pretrained(self, path: str | Path) -> None:
         """Write this project's layout (see the module docstring); `from_pretrained(path)` reads it back."""
@@ -418,27 +375,3 @@ def _progress_callback(progress: bool | Callable[[int, int], None]) -> Callable[
             bar.close()
 
     return update
-
-
-def _device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"unknown device {device!r}; expected 'cpu', 'cuda' or 'cuda:N'") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} was asked for but CUDA is not available")
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"unsupported device {device}; expected 'cpu', 'cuda' or 'cuda:N'")
-    return device
-
-
-def _dtype(dtype: str | torch.dtype | None) -> torch.dtype:
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, str) and dtype in DTYPES:
-        return DTYPES[dtype]
-    if dtype in DTYPES.values():
-        return dtype
-    raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
