@@ -23,6 +23,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="train never holds a held-out instrument x tempo x key combination; heldout only those")
     parser.add_argument("--workers", type=int, default=1, help="processes rendering in parallel")
     parser.add_argument("--write-midi", action="store_true", help="also write each clip's .mid beside its .wav")
+    parser.add_argument("--write-melody", action="store_true",
+                        help="also write each clip's melody stem (the clip without drums) as .melody.wav, "
+                             "for training melody conditioning (manifest field melody_path)")
     return parser.parse_args(argv)
 
 
@@ -31,7 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     manifest = write_dataset(args.out, args.count, args.seed, args.split, duration=args.duration,
                              sample_rate=args.sample_rate,
-                             workers=args.workers, write_midi=args.write_midi)
+                             workers=args.workers, write_midi=args.write_midi,
+                             write_melody=args.write_melody)
     seconds = time.perf_counter() - start
     audio_seconds = args.count * args.duration
     print(f"wrote {args.count} clips ({audio_seconds / 3600:.2f} h of audio) and {manifest} in {seconds:.1f} s "

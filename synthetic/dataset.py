@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import multiprocessing
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import pretty_midi
@@ -65,15 +66,41 @@ def _render(seed: int, index: int, split: str, duration: float, sample_rate: int
     return piece, _renderer.render(piece.midi, duration)
 
 
-def _write_clip(job: tuple[Path, int, str, float, int, int, bool]) -> dict:
-    """Render one clip and write its WAV (and MIDI); returns its manifest row."""
-    out, seed, split, duration, sample_rate, index, write_midi = job
-    piece, audio = _render(seed, index, split, duration, sample_rate)
-    name = f"{split}_{index:06d}"
-    soundfile.write(out / f"{name}.wav", audio, sample_rate, subtype="PCM_16")
-    if write_midi:
-        piece.midi.write(str(out / f"{name}.mid"))
-    return manifest_row(piece, f"{name}.wav", duration, split)
+@dataclass(frozen=True)
+class ClipJob:
+    """What `_write_clip` writes: clip `index` of `split` under `seed` into folder `out`."""
+
+    out: Path
+    seed: int
+    split: str
+    duration: float
+    sample_rate: int
+    index: int
+    write_midi: bool = False
+    write_melody: bool = False
+
+
+def _write_clip(job: ClipJob) -> dict:
+    """Render one clip and write its WAV (and MIDI, and its melody stem); returns its manifest row."""
+    piece, audio = _render(job.seed, job.index, job.split, job.duration, job.sample_rate)
+    name = f"{job.split}_{job.index:06d}"
+    soundfile.write(job.out / f"{name}.wav", audio, job.sample_rate, subtype="PCM_16")
+    if job.write_midi:
+        piece.midi.write(str(job.out / f"{name}.mid"))
+    row = manifest_row(piece, f"{name}.wav", job.duration, job.split)
+    if job.write_melody:
+        row["melody_path"] = _write_melody_stem(piece, job, name) if piece.spec.drums else row["path"]
+    return row
+
+
+def _write_melody_stem(piece: Piece, job: ClipJob, name: str) -> str:
+    """Write the clip without its drums (the stem a melody condition is computed from, as audiocraft takes the
+    drum-less stem of a song) as `{name}.melody.wav`; returns that file's name."""
+    pitched = copy.deepcopy(piece.midi)
+    pitched.instruments = [instrument for instrument in pitched.instruments if not instrument.is_drum]
+    path = f"{name}.melody.wav"
+    soundfile.write(job.out / path, _renderer.render(pitched, job.duration), job.sample_rate, subtype="PCM_16")
+    return path
 
 
 def _clip_audio(job: tuple[int, str, float, int, int]) -> tuple[PieceSpec, np.ndarray]:
@@ -108,14 +135,16 @@ def render_clips(count: int, seed: int = 0, split: str = "train", duration: floa
 
 
 def write_dataset(out: str | Path, count: int, seed: int = 0, split: str = "train", *, duration: float = 10.0,
-                  sample_rate: int = 16000, workers: int = 1, write_midi: bool = False) -> Path:
-    """Write `count` mono PCM-16 WAVs and `manifest.jsonl` (paths relative to `out`); returns the manifest path."""
+                  sample_rate: int = 16000, workers: int = 1, write_midi: bool = False,
+                  write_melody: bool = False) -> Path:
+    """Write `count` mono PCM-16 WAVs and `manifest.jsonl` (paths relative to `out`); returns the manifest path.
+    write_melody: also each clip's melody stem (its render without drums; the clip itself when it has none), named
+    in the manifest row's `melody_path`."""
     check_request(count, split, duration)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(out, seed, split, duration, sample_rate, index, write_midi) for index in range(count)]
+    jobs = [ClipJob(out, seed, split, duration, sample_rate, index, write_midi, write_melody) for index in range(count)]
     manifest = out / "manifest.jsonl"
     with open(manifest, "w") as file:
-        for row in _parallel_map(_write_clip, jobs, workers, f"rendering {split}"):
-            file.write(json.dumps(row) + "\n")
+        file.writelines(json.dumps(row) + "\n" for row in _parallel_map(_write_clip, jobs, workers, f"rendering {split}"))
     return manifest

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import soundfile
 
 from synthetic.compose import INSTRUMENTS, MODES, PieceSpec, compose
 from synthetic.dataset import heldout_prompts, make_piece, write_dataset
@@ -174,3 +175,26 @@ def test_rewording_captions_leaves_the_music_as_it_was():
         expected = compose(spec, 4.0, rng)
         assert [(note.pitch, note.start) for part in piece.midi.instruments for note in part.notes] == [
             (note.pitch, note.start) for part in expected.instruments for note in part.notes]
+
+
+def test_melody_stems_are_the_clips_without_their_drums(tmp_path):
+    manifest = write_dataset(tmp_path, count=6, seed=3, duration=2.0, write_melody=True)
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    with_drums = [row for row in rows if row["drums"]]
+    assert with_drums and any(not row["drums"] for row in rows)
+    for row in rows:
+        if not row["drums"]:
+            assert row["melody_path"] == row["path"]
+    row = with_drums[0]
+    assert row["melody_path"] == row["path"].replace(".wav", ".melody.wav")
+    mix, stem = (soundfile.read(tmp_path / row[name], dtype="float32")[0] for name in ("path", "melody_path"))
+    drums_only = make_piece(seed=3, index=row["index"], split="train", duration=2.0).midi
+    drums_only.instruments = [instrument for instrument in drums_only.instruments if instrument.is_drum]
+    drums = Renderer(16000).render(drums_only, 2.0)
+    # The mix is a sum of the stem and the drums (each rendered alone, then scaled): a least-squares fit of the
+    # mix on the two leaves almost nothing, and needs both.
+    parts = np.stack([stem, drums], axis=1).astype(np.float64)
+    weights, *_ = np.linalg.lstsq(parts, mix.astype(np.float64), rcond=None)
+    residual = mix - parts @ weights
+    assert np.mean(residual ** 2) < 1e-3 * np.mean(mix.astype(np.float64) ** 2)
+    assert (weights > 0.1).all()
