@@ -6,7 +6,8 @@
     out = codec(wav)                             # training forward: out.audio, out.codes, out.commitment_loss, out.metrics
 
 A checkpoint directory holds `config.yaml` (this CodecConfig) and `model.safetensors`.
-`from_pretrained` also reads Hugging Face EnCodec directories (see codec/hf.py).
+`from_pretrained` also reads Hugging Face EnCodec directories (see codec/hf.py). Stereo as MusicGen's stereo
+models make it, this mono codec on each channel, is codec/stereo.py's wrapper.
 """
 from __future__ import annotations
 

@@ -1,14 +1,16 @@
-"""Stage two: a T5-conditioned Transformer LM over codec codes, and the `MusicGen` API.
+"""Stage two: a T5-conditioned Transformer LM over codec codes, the `MusicGen` API and `audio_write`.
 
-    from musicgen import MusicGen
-    wav = MusicGen.from_pretrained().generate(["lo-fi piano with soft drums"], duration=8.0, seed=0)
+    from musicgen import MusicGen, audio_write
+    model = MusicGen.from_pretrained()
+    wav = model.generate(["lo-fi piano with soft drums"], duration=8.0, seed=0)
+    audio_write("piano", wav[0], model.sample_rate)     # piano.wav, peak-normalised (musicgen/audio_output.py)
 
-`MusicGen` is imported on first use, so the light modules (its configs, the training wing's token caches) load
-without transformers.
+`MusicGen` and `audio_write` are imported on first use, so the light modules (its configs, the training wing's token
+caches) load without transformers.
 """
 from .config import MusicGenConfig
 
-__all__ = ["MusicGen", "MusicGenConfig"]
+__all__ = ["MusicGen", "MusicGenConfig", "audio_write"]
 
 
 def __getattr__(name: str):
@@ -16,4 +18,8 @@ def __getattr__(name: str):
         from .api import MusicGen
 
         return MusicGen
+    if name == "audio_write":
+        from .audio_output import audio_write
+
+        return audio_write
     raise AttributeError(f"module 'musicgen' has no attribute {name!r}")

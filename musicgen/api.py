@@ -23,15 +23,18 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from codec import Codec
+from codec.stereo import downmix, output_channels
 from infra.audio import mix_channels, resample
 from infra.config import save_config
 from patterns import get_provider
 
+from .audiocraft_calls import AudiocraftCalls, texts_of
 from .beat_clock import beats_per_frame, with_inferred_tempo
 from .conditioners import TextConditioner, check_prompts
 from .config import MusicGenConfig, Sampling, is_number
 from .fast_linear import can_pack
 from .generate import row_generators
+from .hub import checkpoint_folder
 from .lm import LM
 from .loading import (
     CODEC_DIR,
@@ -44,10 +47,11 @@ from .loading import (
     resolve_dtype,
 )
 from .long_form import default_stride, plan_windows, stream_in_windows
+from .melody import Melody, MelodyGeneration
 from .streaming import Reach, measure_reach, stream_audio
 
 
-class MusicGen:
+class MusicGen(AudiocraftCalls, MelodyGeneration):
     """A text-conditioned LM over codec codes, its T5 conditioner and the codec that turns codes into audio."""
 
     def __init__(self, config: MusicGenConfig, lm: LM, conditioner: TextConditioner, codec: Codec) -> None:
@@ -66,7 +70,8 @@ class MusicGen:
     def from_pretrained(cls, path: str | Path | None = None, device: str | torch.device | None = None,
                         dtype: str | torch.dtype | None = None, quantize: str | None = None,
                         *, compile: bool = False) -> MusicGen:
-        """Load this project's checkpoint directory or a Hugging Face MusicGen one (the embedded default when path is None).
+        """Load this project's checkpoint directory or a Hugging Face MusicGen one (the embedded default when path is None),
+        or one by hub id ("facebook/musicgen-small", or audiocraft's "small") from the local Hugging Face cache (hub.py).
 
         device: "cpu", "cuda", "cuda:1", ... (default: CUDA when available). dtype: the LM's float type
         (default float32; float16 or bfloat16 on GPU); the text encoder and the codec stay in float32.
@@ -78,7 +83,7 @@ class MusicGen:
         device, dtype = resolve_device(device), resolve_dtype(dtype)
         if quantize not in (None, "int8"):
             raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
-        path = Path(path) if path is not None else DEFAULT_CHECKPOINT
+        path = checkpoint_folder(path) if path is not None else DEFAULT_CHECKPOINT  # a hub id: the local HF cache
         if not path.is_dir():
             hint = " (the embedded default model is not there yet)" if path == DEFAULT_CHECKPOINT else ""
             raise FileNotFoundError(f"no checkpoint directory at {path}{hint}")
@@ -134,11 +139,13 @@ class MusicGen:
     def max_duration(self) -> float:
         return self.max_frames / self.frame_rate
 
-    def generate(self, prompts: list[str], duration: float | None = None, *, use_sampling: bool | None = None,
-                 top_k: int | None = None, top_p: float | None = None, temperature: float | None = None,
-                 cfg_coef: float | None = None, seed: int | None = None, first_row: int = 0,
-                 stride: float | None = None, return_codes: bool = False,
-                 progress: bool | Callable[[int, int], None] = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def generate(self, prompts: list[str] | None = None, duration: float | None = None, *,
+                 use_sampling: bool | None = None, top_k: int | None = None, top_p: float | None = None,
+                 temperature: float | None = None, cfg_coef: float | None = None, seed: int | None = None,
+                 first_row: int = 0, stride: float | None = None, return_codes: bool = False,
+                 progress: bool | Callable[[int, int], None] = False, channels: int | None = None,
+                 descriptions: list[str | None] | None = None,
+                 return_tokens: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Audio for each prompt: wav [B, C, frames * hop] float32 (and codes [B, K, frames] with return_codes).
 
         An empty prompt is unconditional. Arguments left None take `config.generation`'s values.
@@ -150,19 +157,23 @@ class MusicGen:
         A duration over `max_duration` is made in windows of `max_duration` seconds, each starting `stride`
         seconds after the one before (default: 18/30 of a window, as audiocraft's 18 s in 30 s).
         progress: True for a progress bar, or a callback(step, total) called after every step.
+        channels: C, None for the model's own (2 for a stereo model); 1 asks a stereo model for the mean of its two.
+        descriptions, return_tokens: audiocraft's names for prompts and return_codes (musicgen/audiocraft_calls.py).
         """
         sampling = self._sampling(use_sampling=use_sampling, temperature=temperature, top_k=top_k, top_p=top_p,
                                   cfg_coef=cfg_coef)
-        return self._generate(prompts, duration=duration, prompt_codes=None, downbeat_frame=0.0, sampling=sampling,
-                              seed=seed, first_row=first_row, stride=stride, return_codes=return_codes,
-                              progress=progress)
+        return self._generate(texts_of(prompts, descriptions), duration=duration, prompt_codes=None, downbeat_frame=0.0,
+                              sampling=sampling, seed=seed, first_row=first_row, stride=stride,
+                              return_codes=return_codes or return_tokens, progress=progress, channels=channels)
 
     def generate_continuation(self, prompt_wav: torch.Tensor, prompt_sample_rate: int, prompts: list[str] | None = None,
                               duration: float | None = None, *, use_sampling: bool | None = None, top_k: int | None = None,
                               top_p: float | None = None, temperature: float | None = None, cfg_coef: float | None = None,
                               seed: int | None = None, first_row: int = 0, stride: float | None = None,
                               return_codes: bool = False, progress: bool | Callable[[int, int], None] = False,
-                              downbeat: float = 0.0) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                              downbeat: float = 0.0, channels: int | None = None,
+                              descriptions: list[str | None] | None = None,
+                              return_tokens: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Continue prompt_wav [B, C, N] (or [C, N]) to `duration` seconds in all; the output starts with the prompt's frames.
 
         prompts: one text per clip, or None for unconditional continuation. A prompt longer than a window
@@ -170,33 +181,37 @@ class MusicGen:
         seed and first_row: as for `generate`, clip i is row first_row + i.
         downbeat: the time (seconds into prompt_wav) at which a bar starts, for an LM with a beat clock
         (musicgen/beat_clock.py) and a prompt that states its BPM; by default the audio starts on a bar.
+        channels: as for `generate` (a stereo model continues stereo audio; a mono prompt_wav is played on both).
+        descriptions, return_tokens: as for `generate`.
         """
-        prompt_codes, prompts, downbeat_frame = self._continuation_inputs(prompt_wav, prompt_sample_rate, prompts,
-                                                                          downbeat)
+        prompt_codes, prompts, downbeat_frame = self._continuation_inputs(prompt_wav, prompt_sample_rate,
+                                                                          texts_of(prompts, descriptions), downbeat)
         sampling = self._sampling(use_sampling=use_sampling, temperature=temperature, top_k=top_k, top_p=top_p,
                                   cfg_coef=cfg_coef)
         return self._generate(prompts, duration=duration, prompt_codes=prompt_codes, downbeat_frame=downbeat_frame,
                               sampling=sampling, seed=seed, first_row=first_row, stride=stride,
-                              return_codes=return_codes, progress=progress)
+                              return_codes=return_codes or return_tokens, progress=progress, channels=channels)
 
     def generate_stream(self, prompts: list[str] | None, duration: float | None = None, chunk_seconds: float = 0.5, *,
                         prompt_wav: torch.Tensor | None = None, prompt_sample_rate: int | None = None,
                         downbeat: float = 0.0, use_sampling: bool | None = None, top_k: int | None = None,
                         top_p: float | None = None, temperature: float | None = None, cfg_coef: float | None = None,
                         seed: int | None = None, first_row: int = 0, stride: float | None = None,
-                        progress: bool | Callable[[int, int], None] = False) -> Iterator[torch.Tensor]:
+                        progress: bool | Callable[[int, int], None] = False,
+                        channels: int | None = None) -> Iterator[torch.Tensor]:
         """`generate` (or, given prompt_wav and prompt_sample_rate, `generate_continuation`) as audio chunks
         wav [B, C, n] yielded while the frames are made, each of at least chunk_seconds but the last.
 
         Concatenated, the chunks are the call's audio (the same seed gives the same audio, up to float rounding);
         a chunk is decoded once the frames its decoder reaches (musicgen/streaming.py) are made. Bad arguments
         raise ValueError here, before anything is generated; closing the iterator, or an exception raised by the
-        progress callback, stops the generation after the current step.
+        progress callback, stops the generation after the current step. channels: as for `generate`.
         """
         chunk_frames = round(chunk_seconds * self.frame_rate) if is_number(chunk_seconds) else 0
         if chunk_frames < 1:
             raise ValueError(f"chunk_seconds must be at least one frame (1/{self.frame_rate:g} s), "
                              f"got {chunk_seconds!r}")
+        channels = output_channels(channels, self.codec.channels)
         prompt_codes, downbeat_frame = None, 0.0
         if prompt_wav is not None or prompt_sample_rate is not None:
             prompt_codes, prompts, downbeat_frame = self._continuation_inputs(prompt_wav, prompt_sample_rate, prompts,
@@ -207,7 +222,7 @@ class MusicGen:
                                          downbeat_frame=downbeat_frame, sampling=sampling, seed=seed,
                                          first_row=first_row, stride=stride, progress=progress)
         frames = frames if prompt_codes is None else itertools.chain([prompt_codes], frames)
-        return stream_audio(functools.partial(_one_clip_at_a_time, self.codec.decode), frames,
+        return stream_audio(lambda codes: downmix(_one_clip_at_a_time(self.codec.decode, codes), channels), frames,
                             reach=self.decoder_reach, total_frames=total, chunk_frames=chunk_frames,
                             hop=self.codec.hop_length)
 
@@ -241,21 +256,23 @@ class MusicGen:
 
     def _generate(self, prompts: list[str], *, duration: float | None, prompt_codes: torch.Tensor | None,
                   downbeat_frame: float, sampling: Sampling, seed: int | None, first_row: int, stride: float | None,
-                  return_codes: bool, progress: bool | Callable[[int, int], None]
-                  ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                  return_codes: bool, progress: bool | Callable[[int, int], None], channels: int | None,
+                  melody: Melody | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """The path both public calls share: prompts (B strings) and, for a continuation, prompt_codes [B, K, T_p]
         kept as the first frames -> wav [B, C, frames * hop] (and codes [B, K, frames]). downbeat_frame: where a bar
-        starts, in frames from the first prompt frame; the other arguments as in `generate`."""
+        starts, in frames from the first prompt frame; melody: `generate_with_chroma`'s; the others as in `generate`."""
+        channels = output_channels(channels, self.codec.channels)
         _, frames = self._new_frames(prompts, duration=duration, prompt_codes=prompt_codes,
                                      downbeat_frame=downbeat_frame, sampling=sampling, seed=seed,
-                                     first_row=first_row, stride=stride, progress=progress)
+                                     first_row=first_row, stride=stride, progress=progress, melody=melody)
         codes = torch.cat([*([] if prompt_codes is None else [prompt_codes]), *frames], dim=-1)
-        wav = _one_clip_at_a_time(self.codec.decode, codes)
+        wav = downmix(_one_clip_at_a_time(self.codec.decode, codes), channels)
         return (wav, codes) if return_codes else wav
 
     def _new_frames(self, prompts: list[str], *, duration: float | None, prompt_codes: torch.Tensor | None,
                     downbeat_frame: float, sampling: Sampling, seed: int | None, first_row: int, stride: float | None,
-                    progress: bool | Callable[[int, int], None]) -> tuple[int, Iterator[torch.Tensor]]:
+                    progress: bool | Callable[[int, int], None], melody: Melody | None = None
+                    ) -> tuple[int, Iterator[torch.Tensor]]:
         """The clip's length in frames, and an iterator over the frames after prompt_codes [B, K, T_p] (if any) as
         codes [B, K, n], made while it is read (`stream_in_windows`); the arguments are checked first."""
         check_prompts(prompts)
@@ -274,7 +291,8 @@ class MusicGen:
                                          mask.to(self.device), sampling=sampling, windows=windows, prompt=prompt_codes,
                                          generators=generators, progress=_progress_callback(progress),
                                          beats_per_frame=tempo if self.lm.config.beat_clock else None,
-                                         downbeat_frame=downbeat_frame)
+                                         downbeat_frame=downbeat_frame,
+                                         chromas=None if melody is None else melody.window_chromas(windows))
 
     def check_lengths(self, duration: float | None = None, stride: float | None = None) -> None:
         """Raise ValueError for a duration (not positive, shorter than one frame) or a long-form stride (under a
@@ -308,6 +326,7 @@ class MusicGen:
         return frames
 
     def _stride_frames(self, stride: float | None) -> int:
+        stride = self.extend_stride if stride is None else stride  # set_generation_params' default
         if stride is None:
             return default_stride(self.max_frames)
         frames = round(stride * self.frame_rate) if is_number(stride) and math.isfinite(stride) else 0

@@ -1,5 +1,6 @@
-"""Attention of the LM: self-attention over the sequence (causal, or through a preallocated KV cache during
-generation) and cross-attention to the text condition, on PyTorch's SDPA or xformers' kernels.
+"""Attention of the LM: self-attention over the sequence and its prefix rows if any (causal, or through a
+preallocated KV cache during generation) and, unless lm.cross_attention is false, cross-attention to the text
+condition, on PyTorch's SDPA or xformers' kernels.
 
     x [B, S, D] ─► query/key/value projections ─► split into H heads [B, H, S, head_dim] ─► attend ─► merge ─► out
 """

@@ -1,10 +1,13 @@
-"""musicgen-generate: text prompts (and optionally a recording to continue) in, one audio file per prompt out.
+"""musicgen-generate: text prompts (and optionally a recording to continue, or melodies to follow) in, one audio file
+per prompt out.
 
 Prints one JSON line per written file on stdout: {"path", "prompt", "seconds", "sample_rate", "seed"}.
 Exit status: 0 on success, 2 on bad arguments, 1 on a runtime failure (reported in one line on stderr).
 Prompt i of the list (from 0) samples from its own random stream, seeded from (seed, i): a file's audio
 depends on the seed and its prompt's place in the list only, never on --batch-size or the prompts batched
-with it; every line reports the one seed, and the same list with that seed gives the same files.
+with it; every line reports the one seed, and the same list with that seed gives the same files. Except for a
+melody model: its text is a prefix padded to the batch's longest prompt, as in transformers and audiocraft, so its
+files are independent of one another at --batch-size 1 only.
 torch and the model are imported only once the arguments are checked, so bad arguments fail at once.
 """
 from __future__ import annotations
@@ -27,6 +30,8 @@ EXAMPLES = """examples:
   musicgen-generate --prompts-file prompts.txt --batch-size 4 --out-dir songs --format flac
   musicgen-generate --text "ambient pads" --duration 120          # longer than the model's context: sliding windows
   musicgen-generate --text "add drums" --continue-from riff.wav --duration 20 --out riff-drums.wav
+  musicgen-generate --text "happy rock" --text "sad jazz" --melody bach.mp3 --model facebook/musicgen-melody
+  musicgen-generate --unconditional 4 --model small    # audiocraft's short name, from the Hugging Face cache
 """
 
 
@@ -46,13 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     prompts.add_argument("--text", action="append", help="a text prompt (repeat for several)")
     prompts.add_argument("--prompts-file", type=Path, metavar="FILE",
                          help="a file with one prompt a line (blank lines skipped)")
+    prompts.add_argument("--unconditional", type=_positive_int, metavar="N", help="N files generated without text")
     add("--batch-size", type=_positive_int, default=4, metavar="N", help="prompts generated together (default 4)")
     add("--duration", type=_positive_float, metavar="SECONDS",
         help="seconds of each file, a continued recording included (default: the model's, often 10)")
     add("--stride", type=_positive_float, metavar="SECONDS",
         help="past the model's context, seconds between the starts of the windows (default: 18/30 of a window)")
-    add("--model", type=Path, metavar="DIR", help="a checkpoint directory, ours or a Hugging Face MusicGen one "
-                                                  "(default: the embedded model in checkpoints/default)")
+    add("--model", metavar="DIR_OR_ID", help="a checkpoint directory, ours or a Hugging Face MusicGen one, or a hub "
+                                             "id (facebook/musicgen-small) or audiocraft's short name (small) "
+                                             "downloaded to the Hugging Face cache (default: checkpoints/default)")
     outputs = parser.add_mutually_exclusive_group()
     outputs.add_argument("--out", type=Path, metavar="FILE", help="the output file (.wav or .flac), for one prompt")
     outputs.add_argument("--out-dir", type=Path, default=Path("."), metavar="DIR",
@@ -67,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--cfg", type=_finite_float, metavar="COEF", help="classifier-free guidance coefficient (1: none)")
     add("--greedy", action="store_true", help="take the likeliest token instead of sampling")
     add("--continue-from", type=Path, metavar="AUDIO_FILE", help="continue this recording (resampled with soxr)")
+    add("--melody", type=Path, action="append", metavar="AUDIO_FILE",
+        help="a melody model follows this recording's chroma: one for every prompt, or one per prompt in order")
     add("--downbeat", type=_non_negative_float, default=0.0, metavar="SECONDS",
         help="with --continue-from: where in the recording a bar starts, for a model with a beat clock (default 0)")
     add("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: CUDA if available")
@@ -97,9 +106,12 @@ _probability = _number(float, lambda value: 0 <= value <= 1, "a number in [0, 1]
 
 
 def read_prompts(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
-    """The prompts from --text or --prompts-file; one empty (unconditional) prompt for a bare --continue-from."""
+    """The prompts from --text or --prompts-file, N empty (unconditional) ones for --unconditional N, one for a bare
+    --continue-from."""
     if args.text is not None:
         return args.text
+    if args.unconditional is not None:
+        return [""] * args.unconditional
     if args.prompts_file is not None:
         try:
             lines = args.prompts_file.read_text(encoding="utf-8").splitlines()
@@ -111,7 +123,8 @@ def read_prompts(args: argparse.Namespace, parser: argparse.ArgumentParser) -> l
         return prompts
     if args.continue_from is not None:
         return [""]
-    parser.error("give --text (or --prompts-file), or --continue-from to continue a recording without text")
+    parser.error("give --text (or --prompts-file, or --unconditional N), or --continue-from to continue a recording "
+                 "without text")
 
 
 def output_paths(args: argparse.Namespace, prompts: list[str], parser: argparse.ArgumentParser) -> list[Path]:
@@ -151,6 +164,25 @@ def check_outputs(paths: list[Path], parser: argparse.ArgumentParser) -> None:
             parser.error(f"cannot write into {folder}: {existing} is not writable")
 
 
+def check_melodies(args: argparse.Namespace, count: int, parser: argparse.ArgumentParser) -> None:
+    """--melody: one for all `count` prompts, or one each; not with --continue-from."""
+    if args.melody is None:
+        return
+    if args.continue_from is not None:
+        parser.error("--melody and --continue-from do not go together: a melody conditions a new clip")
+    if len(args.melody) not in (1, count):
+        parser.error(f"give one --melody for all {count} prompts, or one per prompt in order; got {len(args.melody)}")
+
+
+def check_input_files(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """The --continue-from and --melody files exist, and are files."""
+    given = [("--continue-from", args.continue_from)] + [("--melody", path) for path in args.melody or []]
+    for option, path in given:
+        if path is not None and not path.is_file():
+            parser.error(f"no such file: {path}" if not path.exists()
+                         else f"{option} must be an audio file, got the folder {path}")
+
+
 def check_tempi(prompts: list[str], parser: argparse.ArgumentParser) -> None:
     """A tempo a prompt states must be one, and musical (musicgen/beat_clock.py), before the model loads."""
     from .beat_clock import stated_bpm
@@ -170,9 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     prompts = read_prompts(args, parser)
     paths = output_paths(args, prompts, parser)
     check_outputs(paths, parser)
-    if args.continue_from is not None and not args.continue_from.is_file():
-        parser.error(f"no such file: {args.continue_from}" if not args.continue_from.exists()
-                     else f"--continue-from must be an audio file, got the folder {args.continue_from}")
+    check_melodies(args, len(prompts), parser)
+    check_input_files(args, parser)
     check_tempi(prompts, parser)
     try:
         return generate_files(args, prompts, paths)
@@ -190,7 +221,8 @@ def generate_files(args: argparse.Namespace, prompts: list[str], paths: list[Pat
     if existing and not args.force:
         more = f" (and {len(existing) - 1} more of the output files)" if len(existing) > 1 else ""
         raise UserError(f"{existing[0]} exists{more}; pass --force to overwrite")
-    recording = _read_recording(args.continue_from) if args.continue_from is not None else None
+    recording = _read_audio(args.continue_from, "--continue-from") if args.continue_from is not None else None
+    melodies = _read_melodies(args.melody or [], len(prompts))
     model = _load_model(args)
     try:
         model.check_lengths(args.duration, args.stride)
@@ -205,7 +237,7 @@ def generate_files(args: argparse.Namespace, prompts: list[str], paths: list[Pat
         batch = range(start, min(start + args.batch_size, len(prompts)))
         try:
             _generate_batch(model, args, [prompts[index] for index in batch], [paths[index] for index in batch],
-                            recording=recording, seed=seed, written=written, first_row=start)
+                            recording=recording, melodies=melodies, seed=seed, written=written, first_row=start)
         except Exception as error:
             message = (f"batch {number + 1}/{len(starts)} (prompts {start + 1}-{batch.stop} of {len(prompts)}, "
                        f"from {prompts[start]!r}) failed: {error}; kept the files written so far: {len(written)}")
@@ -216,14 +248,18 @@ def generate_files(args: argparse.Namespace, prompts: list[str], paths: list[Pat
     return 0
 
 
-def _generate_batch(model, args: argparse.Namespace, prompts: list[str], paths: list[Path], *, recording, seed: int,
-                    written: list[Path], first_row: int) -> None:
+def _generate_batch(model, args: argparse.Namespace, prompts: list[str], paths: list[Path], *, recording, melodies,
+                    seed: int, written: list[Path], first_row: int) -> None:
     """Generate one batch, prompts first_row, first_row + 1, ... of the list, write its files, print their JSON lines,
-    and append each written path to `written`."""
-    options = dict(duration=args.duration, stride=args.stride, top_k=args.top_k, top_p=args.top_p,
-                   temperature=args.temperature, cfg_coef=args.cfg, seed=seed, first_row=first_row,
-                   progress=not args.quiet, use_sampling=False if args.greedy else None)
-    if recording is None:
+    and append each written path to `written`. melodies: None, or a melody [C, N] for every prompt of the list, and
+    their rate."""
+    options = {"duration": args.duration, "stride": args.stride, "top_k": args.top_k, "top_p": args.top_p,
+               "temperature": args.temperature, "cfg_coef": args.cfg, "seed": seed, "first_row": first_row,
+               "progress": not args.quiet, "use_sampling": False if args.greedy else None}
+    if melodies is not None:
+        wavs, sample_rate = melodies
+        wavs = model.generate_with_chroma(prompts, wavs[first_row:first_row + len(prompts)], sample_rate, **options)
+    elif recording is None:
         wavs = model.generate(prompts, **options)
     else:
         wav, sample_rate = recording
@@ -237,20 +273,30 @@ def _generate_batch(model, args: argparse.Namespace, prompts: list[str], paths: 
         written.append(path)
 
 
-def _read_recording(path: Path):
-    """The recording to continue, [C, N] at its own rate, and that rate."""
+def _read_audio(path: Path, option: str, sample_rate: int | None = None):
+    """The audio file given to `option`, [C, N] at sample_rate (default: its own), and that rate."""
     import soundfile
 
     from infra.audio import audio_info, read_audio
 
     try:
-        sample_rate = audio_info(path).sample_rate
-        wav = read_audio(path)
+        sample_rate = sample_rate or audio_info(path).sample_rate
+        wav = read_audio(path, sample_rate)
     except (OSError, soundfile.LibsndfileError) as error:
-        raise UserError(f"cannot read --continue-from audio {path}: {error}") from error
+        raise UserError(f"cannot read {option} audio {path}: {error}") from error
     if wav.shape[-1] == 0:
-        raise UserError(f"--continue-from audio {path} is empty")
+        raise UserError(f"{option} audio {path} is empty")
     return wav, sample_rate
+
+
+def _read_melodies(paths: list[Path], count: int):
+    """None without --melody; else a melody [C, N] for each of the `count` prompts, all at the first file's rate,
+    and that rate."""
+    if not paths:
+        return None
+    first, sample_rate = _read_audio(paths[0], "--melody")
+    wavs = [first] + [_read_audio(path, "--melody", sample_rate)[0] for path in paths[1:]]
+    return wavs * count if len(wavs) == 1 else wavs, sample_rate
 
 
 def _check_continuation_fits(recording, duration: float, downbeat: float) -> None:

@@ -2,6 +2,7 @@
 
     MusicGenConfig ─ lm: LMConfig (sizes)  ─ pattern: PatternConfig (codebook interleaving)
                    ─ generation: GenerationDefaults (duration + Sampling: how tokens are drawn)
+                   ─ chroma: ChromaConfig (a melody's STFT, for an LM with lm.chroma_bins > 0)
                    ─ text_encoder: "" (the checkpoint's text_encoder/ folder) or a packaged encoder's name ("minilm")
 """
 from __future__ import annotations
@@ -35,13 +36,16 @@ class LMConfig:
     num_layers: int = 24
     ffn_dim: int = 4096
     condition_dim: int = 768
-    max_positions: int = 2048
+    max_positions: int = 2048  # the steps of a token sequence; prefix rows (chroma, or text) come on top
     activation: str = "gelu"
     dropout: float = 0.0
     attention_backend: str = "sdpa"
     position_encoding: str = "sinusoidal"  # or "rope" (rotary, relative offsets); published weights use sinusoidal
     beat_clock: bool = False  # the tempo a prompt states, as the beat's phase at every step (not in published weights)
     tempo_head: bool = False  # with beat_clock: the tempo of a prompt that states none, inferred from its words
+    cross_attention: bool = True  # False: no cross-attention; the text's rows come before the tokens instead
+    chroma_bins: int = 0  # > 0: melody-conditioned, a chroma of that many bins projected into rows before the tokens
+    chroma_frames: int = 0  # with chroma_bins: the chroma rows, a melody's chroma tiled or cut to that many
 
     def __post_init__(self) -> None:
         for name in ("num_codebooks", "cardinality", "dim", "num_heads", "num_layers", "ffn_dim", "condition_dim",
@@ -49,6 +53,13 @@ class LMConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"lm.{name} must be an integer >= 1, got {value!r}")
+        for name in ("chroma_bins", "chroma_frames"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"lm.{name} must be an integer >= 0, got {value!r}")
+        if (self.chroma_bins > 0) != (self.chroma_frames > 0):
+            raise ValueError("a melody-conditioned LM needs both lm.chroma_bins and lm.chroma_frames > 0 (neither "
+                             f"for one without), got {self.chroma_bins} and {self.chroma_frames}")
         if self.dim % self.num_heads:
             raise ValueError(f"lm.dim ({self.dim}) must be divisible by lm.num_heads ({self.num_heads})")
         if self.activation not in ACTIVATION_NAMES:
@@ -67,6 +78,11 @@ class LMConfig:
     @property
     def head_dim(self) -> int:
         return self.dim // self.num_heads
+
+    @property
+    def melody(self) -> bool:
+        """Whether the LM is conditioned on a melody's chroma."""
+        return self.chroma_bins > 0
 
 
 @dataclass(frozen=True)
@@ -114,6 +130,24 @@ class GenerationDefaults(Sampling):
 
 
 @dataclass
+class ChromaConfig:
+    """How a melody becomes chroma (musicgen/chroma.py), as transformers' MusicgenMelodyFeatureExtractor does it: an
+    STFT of n_fft points every hop_length samples, at the codec's rate, over the first max_seconds of the melody."""
+
+    n_fft: int = 16384
+    hop_length: int = 4096
+    max_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("n_fft", "hop_length"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"chroma.{name} must be an integer >= 1, got {value!r}")
+        if not is_number(self.max_seconds) or not math.isfinite(self.max_seconds) or self.max_seconds <= 0:
+            raise ValueError(f"chroma.max_seconds must be a finite number of seconds > 0, got {self.max_seconds!r}")
+
+
+@dataclass
 class MusicGenConfig:
     """text_encoder: "" for the encoder saved in the checkpoint's text_encoder/ folder, or the name of a pretrained
     encoder installed as a package ("minilm"), whose weights the checkpoint does not copy."""
@@ -122,6 +156,7 @@ class MusicGenConfig:
     pattern: PatternConfig = field(default_factory=PatternConfig)
     generation: GenerationDefaults = field(default_factory=GenerationDefaults)
     text_encoder: str = ""
+    chroma: ChromaConfig = field(default_factory=ChromaConfig)
 
     def __post_init__(self) -> None:
         if self.text_encoder not in ("", *PACKAGED_TEXT_ENCODERS):

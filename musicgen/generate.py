@@ -1,12 +1,13 @@
 """Token generation: one loop for every codebook pattern, with a KV cache and classifier-free guidance.
 
-    prefill(steps 0 .. start-1) ─► logits ─► sample ─► column of step `start` ─► decode_one_token ─► ...
+    prefill(prefix rows, steps 0 .. start-1) ─► logits ─► sample ─► column of step `start` ─► decode_one_token ─► ...
 
 The pattern decides which codebooks a step holds: the loop samples all K codebooks every step and
 keeps a sampled token only where the step holds a frame still to generate; prompt frames and empty
 slots (the special token) come from the sequence built from the prompt. With guidance the batch
 runs twice, conditioned rows first and null-conditioned rows after, and each step's logits are
-`uncond + (cond - uncond) * cfg_coef`.
+`uncond + (cond - uncond) * cfg_coef`. A melody-conditioned LM's null rows get the "no melody" chroma (bin 0 in
+every frame, as many frames as the melodies' chroma), as transformers' and audiocraft's melody models do.
 
 Sampling reads K uniforms a step for each row, drawn before the loop from that row's own generator
 (`row_generators`: row r of a request seeded from (seed, r)), so that a row's tokens do not depend on the
@@ -21,6 +22,7 @@ import torch
 
 from patterns import Pattern
 
+from .chroma import null_chroma
 from .conditioners import null_condition
 from .config import Sampling
 from .lm import LM, Memory
@@ -82,20 +84,20 @@ def draw_uniforms(generators: Sequence[torch.Generator] | None, shape: tuple[int
     return torch.stack([torch.rand(shape[1:], generator=generator, device=device) for generator in generators])
 
 
-def guided_logits(decode: Callable, tokens: torch.Tensor, positions: torch.Tensor, memory: Memory,
-                  *, cfg_coef: float | None, length: int | None) -> torch.Tensor:
-    """tokens [B, K, S'] -> logits [B, K, card] of the last step through `decode` (LM.decode or its compiled
-    form); with cfg_coef the LM runs 2B rows (cond, then null)."""
+def guided_logits(run: Callable[[torch.Tensor], torch.Tensor], tokens: torch.Tensor, *,
+                  cfg_coef: float | None) -> torch.Tensor:
+    """tokens [B, K, S'] -> logits [B, K, card] of the last step through run (tokens -> logits: the LM's prefill,
+    decode or compiled decode); with cfg_coef the LM runs 2B rows (cond, then null)."""
     if cfg_coef is None:
-        return decode(tokens, positions, memory, length)
-    cond, uncond = decode(tokens.repeat(2, 1, 1), positions, memory, length).chunk(2)
+        return run(tokens)
+    cond, uncond = run(tokens.repeat(2, 1, 1)).chunk(2)
     return uncond + (cond - uncond) * cfg_coef
 
 
 def prefill(lm: LM, tokens: torch.Tensor, memory: Memory, cfg_coef: float | None) -> torch.Tensor:
-    """Run the known steps 0 .. S'-1 in one call: tokens [B, K, S'] -> logits [B, K, card] for step S'."""
-    positions = torch.arange(tokens.shape[-1], device=tokens.device)
-    return guided_logits(lm.decode, tokens, positions, memory, cfg_coef=cfg_coef, length=tokens.shape[-1])
+    """Run memory's prefix rows and the known steps 0 .. S'-1 in one call: tokens [B, K, S'] -> logits [B, K, card]
+    for step S'."""
+    return guided_logits(lambda rows: lm.prefill(rows, memory), tokens, cfg_coef=cfg_coef)
 
 
 def decode_one_token(lm: LM, column: torch.Tensor, position: torch.Tensor, memory: Memory, *, cfg_coef: float | None,
@@ -105,17 +107,18 @@ def decode_one_token(lm: LM, column: torch.Tensor, position: torch.Tensor, memor
     length (position + 1) limits attention to the cache written so far; None keeps shapes static, as
     the LM's compiled decode (LM.compile_decode), used when there is one, needs.
     """
-    return guided_logits(lm.compiled_decode or lm.decode, column, position, memory, cfg_coef=cfg_coef, length=length)
+    decode = lm.compiled_decode or lm.decode
+    return guided_logits(lambda rows: decode(rows, position, memory, length), column, cfg_coef=cfg_coef)
 
 
 @torch.inference_mode()
 def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_mask: torch.Tensor, *,
                    sampling: Sampling, prompt: torch.Tensor | None = None,
                    generators: Sequence[torch.Generator] | None = None, progress: ProgressCallback | None = None,
-                   clock: torch.Tensor | None = None) -> torch.Tensor:
+                   clock: torch.Tensor | None = None, chroma: torch.Tensor | None = None) -> torch.Tensor:
     """Generate pattern.timesteps frames: codes [B, K, T] int64, the prompt's T_p frames then `stream_codes`'s."""
     made = list(stream_codes(lm, pattern, condition, condition_mask, sampling=sampling, prompt=prompt,
-                             generators=generators, progress=progress, clock=clock))
+                             generators=generators, progress=progress, clock=clock, chroma=chroma))
     return torch.cat(made if prompt is None else [prompt.to(made[0].device), *made], dim=-1)
 
 
@@ -123,15 +126,16 @@ def generate_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_
 def stream_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_mask: torch.Tensor, *,
                  sampling: Sampling, prompt: torch.Tensor | None = None,
                  generators: Sequence[torch.Generator] | None = None, progress: ProgressCallback | None = None,
-                 clock: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+                 clock: torch.Tensor | None = None, chroma: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
     """Generate frames T_p .. pattern.timesteps - 1, yielding codes [B, K, n] int64 (n >= 1) as soon as each frame
     has all K codebooks, in order (with the delay pattern, a frame a step once the first K - 1 steps are done).
 
     condition [B, L, condition_dim], condition_mask [B, L] bool; prompt [B, K, T_p] int64 codes kept as the
     first T_p frames (T_p < T; not yielded); generators: B, one per row, each continuing its stream
     (`row_generators`), or None for torch's global RNG; clock [B, 2] for an LM with a beat clock
-    (`beat_clock.beat_clock`; the null rows of guidance get none). progress(done, total) is called after each
-    step; an exception it raises (or closing the iterator) stops generation between steps.
+    (`beat_clock.beat_clock`; the null rows of guidance get none); chroma [B, T_c, chroma_bins] one-hot
+    (musicgen/chroma.py) for a melody-conditioned LM, None for "no melody". progress(done, total) is called after
+    each step; an exception it raises (or closing the iterator) stops generation between steps.
     """
     batch, special = condition.shape[0], lm.special_token
     device = lm.device
@@ -150,12 +154,14 @@ def stream_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_ma
         null, null_mask = null_condition(condition, condition_mask)
         condition, condition_mask = torch.cat([condition, null]), torch.cat([condition_mask, null_mask])
         clock = None if clock is None else torch.cat([clock, torch.zeros_like(clock)])
+        chroma = None if chroma is None else torch.cat([chroma, null_chroma(*chroma.shape, dtype=chroma.dtype,
+                                                                            device=chroma.device)])
     uniforms = None if sampling.greedy else draw_uniforms(generators, (batch, total - start, pattern.num_codebooks),
                                                           device)
     positions = torch.arange(total, device=device)
-    lm.setup_caches(condition.shape[0], _cache_steps(lm, total - 1))
+    memory = lm.memory(condition, condition_mask, clock, chroma)
+    lm.setup_caches(condition.shape[0], _cache_steps(lm, total - 1), memory.prefix_length)
     try:
-        memory = lm.memory(condition, condition_mask, clock)
         logits = prefill(lm, sequence[..., :start], memory, cfg_coef)
         for step in range(start, total):
             tokens = sample_tokens(logits, sampling, None if uniforms is None else uniforms[:, step - start])

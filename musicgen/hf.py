@@ -15,7 +15,9 @@ A directory in the layout of facebook/musicgen-small holds `config.json` (a Musi
     decoder.lm_heads.{k}                             -> heads.{k}
     enc_to_dec_proj                                  -> condition_projection (identity when absent)
 
-MusicGen's codebooks are laid out with the delay pattern, delays 0, 1, ..., K-1.
+MusicGen's codebooks are laid out with the delay pattern, delays 0, 1, ..., K-1. A stereo model
+(decoder.audio_channels 2) runs its mono EnCodec on each channel (codec/stereo.py): its K decoder codebooks are
+L0 R0 L1 R1 ..., each left/right pair sharing one delay (0, 0, 1, 1, ..., K/2 - 1).
 """
 from __future__ import annotations
 
@@ -23,13 +25,16 @@ import json
 from pathlib import Path
 
 import torch
+from huggingface_hub.errors import StrictDataclassError
 from transformers import AutoTokenizer, MusicgenConfig, T5EncoderModel
 
+from codec import Codec
 from codec.model import is_decoder_weight_norm_half
+from codec.stereo import InterleavedStereoCodec
 from infra.weights import load_weights, read_weights
 
 from .conditioners import TextConditioner
-from .config import LMConfig
+from .config import LMConfig, PatternConfig
 from .lm import ACTIVATIONS, LM
 
 HF_CONFIG = "config.json"
@@ -46,8 +51,12 @@ def read_hf_config(path: Path) -> MusicgenConfig:
     """The full MusicgenConfig (defaults filled in) of an HF MusicGen directory."""
     data = json.loads((path / HF_CONFIG).read_text())
     if data.get("model_type") != "musicgen":
-        raise ValueError(f"{path / HF_CONFIG} is not a MusicGen config (model_type={data.get('model_type')!r}, expected 'musicgen')")
-    return MusicgenConfig.from_dict(data)
+        raise ValueError(f"{path / HF_CONFIG} is not a MusicGen config (model_type={data.get('model_type')!r}, "
+                         "expected 'musicgen', or 'musicgen_melody' for a melody model)")
+    try:
+        return MusicgenConfig.from_dict(data)
+    except StrictDataclassError as error:  # transformers' own checks, e.g. decoder.audio_channels 1 or 2
+        raise ValueError(f"{path / HF_CONFIG} is not a valid MusicGen config: {' '.join(str(error).split())}") from error
 
 
 def read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -76,8 +85,11 @@ def split_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch
 
 def lm_config_from_hf(config: MusicgenConfig) -> LMConfig:
     decoder = config.decoder
-    if decoder.audio_channels != 1:
-        raise ValueError(f"only mono MusicGen is supported; this model has audio_channels={decoder.audio_channels}")
+    if decoder.audio_channels not in (1, 2):
+        raise ValueError(f"decoder.audio_channels must be 1 (mono) or 2 (stereo), got {decoder.audio_channels}")
+    if decoder.num_codebooks % decoder.audio_channels:
+        raise ValueError(f"a stereo decoder interleaves the two channels' codebooks: expected an even num_codebooks, "
+                         f"got {decoder.num_codebooks}")
     if decoder.scale_embedding:
         raise ValueError("MusicGen decoders with scale_embedding=True are not supported")
     if decoder.activation_function not in ACTIVATIONS:
@@ -101,30 +113,35 @@ def lm_state_from_hf(state: dict[str, torch.Tensor], config: LMConfig) -> dict[s
         ours[f"heads.{k}.weight"] = state[f"decoder.lm_heads.{k}.weight"]
     for i in range(config.num_layers):
         ours.update(_layer_from_hf(split_prefix(decoder, f"layers.{i}."), f"layers.{i}."))
-    if "enc_to_dec_proj.weight" in state:
-        ours["condition_projection.weight"] = state["enc_to_dec_proj.weight"]
-        ours["condition_projection.bias"] = state["enc_to_dec_proj.bias"]
-    else:
-        ours["condition_projection.weight"] = torch.eye(config.dim)
-        ours["condition_projection.bias"] = torch.zeros(config.dim)
-    return ours
+    return ours | projection_from_hf(state, "enc_to_dec_proj", "condition_projection", config.dim)
+
+
+def projection_from_hf(state: dict[str, torch.Tensor], hf_name: str, our_name: str, dim: int) -> dict[str, torch.Tensor]:
+    """our_name's weight and bias: the HF Linear hf_name's, or the identity [dim, dim] where the checkpoint has none
+    (transformers leaves the projection out when its input is already dim wide)."""
+    if f"{hf_name}.weight" not in state:
+        return {f"{our_name}.weight": torch.eye(dim), f"{our_name}.bias": torch.zeros(dim)}
+    return {f"{our_name}.weight": state[f"{hf_name}.weight"], f"{our_name}.bias": state[f"{hf_name}.bias"]}
 
 
 def _layer_from_hf(layer: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """One decoder layer's tensors; its cross-attention (encoder_attn) where it has one (a melody decoder has none)."""
     ours = {
         "self_attention.query.weight": layer["self_attn.q_proj.weight"],
         "self_attention.key.weight": layer["self_attn.k_proj.weight"],
         "self_attention.value.weight": layer["self_attn.v_proj.weight"],
         "self_attention.out.weight": layer["self_attn.out_proj.weight"],
-        "cross_attention.query.weight": layer["encoder_attn.q_proj.weight"],
-        "cross_attention.key_value.weight": torch.cat([layer["encoder_attn.k_proj.weight"], layer["encoder_attn.v_proj.weight"]]),
-        "cross_attention.out.weight": layer["encoder_attn.out_proj.weight"],
         "feed_forward.up.weight": layer["fc1.weight"],
         "feed_forward.down.weight": layer["fc2.weight"],
     }
-    for hf_norm, our_norm in (("self_attn_layer_norm", "self_attention_norm"),
-                              ("encoder_attn_layer_norm", "cross_attention_norm"),
-                              ("final_layer_norm", "feed_forward_norm")):
+    norms = [("self_attn_layer_norm", "self_attention_norm"), ("final_layer_norm", "feed_forward_norm")]
+    if "encoder_attn.q_proj.weight" in layer:
+        ours["cross_attention.query.weight"] = layer["encoder_attn.q_proj.weight"]
+        ours["cross_attention.key_value.weight"] = torch.cat([layer["encoder_attn.k_proj.weight"],
+                                                              layer["encoder_attn.v_proj.weight"]])
+        ours["cross_attention.out.weight"] = layer["encoder_attn.out_proj.weight"]
+        norms.append(("encoder_attn_layer_norm", "cross_attention_norm"))
+    for hf_norm, our_norm in norms:
         for name in ("weight", "bias"):
             ours[f"{our_norm}.{name}"] = layer[f"{hf_norm}.{name}"]
     return {prefix + key: value for key, value in ours.items()}
@@ -134,6 +151,19 @@ def lm_from_hf(config: MusicgenConfig, state: dict[str, torch.Tensor]) -> LM:
     """The LM holding the decoder's tensors (the key/value projections of cross-attention stacked into one)."""
     lm_config = lm_config_from_hf(config)
     return LM.from_weights(lm_config, lm_state_from_hf(state, lm_config)).eval()
+
+
+def codec_from_hf(config: MusicgenConfig, state: dict[str, torch.Tensor]) -> Codec | InterleavedStereoCodec:
+    """The EnCodec of the `audio_encoder.*` weights; for a stereo decoder, run on each channel, interleaved."""
+    codec = Codec.from_hf(config.audio_encoder.to_dict(), split_prefix(state, "audio_encoder."))
+    return InterleavedStereoCodec(codec) if config.decoder.audio_channels == 2 else codec
+
+
+def pattern_from_hf(config: MusicgenConfig) -> PatternConfig:
+    """The delay pattern; a stereo model's left and right codebooks of one level share a delay."""
+    if config.decoder.audio_channels == 1:
+        return PatternConfig("delay")
+    return PatternConfig("delay", {"delays": [k // 2 for k in range(config.decoder.num_codebooks)]})
 
 
 def conditioner_from_hf(config: MusicgenConfig, state: dict[str, torch.Tensor], path: Path) -> TextConditioner:

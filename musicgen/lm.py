@@ -1,21 +1,28 @@
 """The MusicGen LM: a pre-norm Transformer decoder over K summed codebook streams, cross-attending to text.
 
-    sequence [B, K, S] ─► sum of K token embeddings + sinusoidal positions ─► N × Block ─► norm ─► K heads
+    [prefix rows,] sequence [B, K, S] ─► sum of K token embeddings + sinusoidal positions ─► N × Block ─► norm
+    ─► K heads
     (or, with position_encoding "rope", no positions added: self-attention rotates queries and keys instead;
     with beat_clock, the beat's phase at each step is added too: musicgen/beat_clock.py; with tempo_head, the tempo
     a prompt's words imply, for the clock of a prompt that states none: musicgen/tempo_head.py)
     Block: x + SelfAttention(norm(x)) ─► x + CrossAttention(norm(x), condition) ─► x + FeedForward(norm(x))
     (the two attentions and the KV cache: musicgen/attention.py)
 
+A prefix of P rows may come before the tokens, under the same causal self-attention, at positions 0 .. P-1 (the
+tokens then at P ..): for a melody-conditioned LM (chroma_bins > 0) the projected chroma, tiled or cut to
+chroma_frames rows; for an LM without cross-attention (cross_attention false) the projected text after it, padding
+rows zero. MusicGen's melody models have both: [chroma rows, text rows, tokens]. The prefix's outputs are not scored.
+
 `LM.forward` scores a whole sequence at once (teacher forcing). Generation instead calls
 `setup_caches` once, then `decode` with a few steps at a time: every self-attention layer writes
 its keys and values into a preallocated `KVCache` (no concatenation) and attends over it through
 a causal mask, either over the part written so far (fewest bytes read, on the CPU) or over all
 of it (shapes fixed from step to step, for `compile_decode`'s compiled or graph-captured step). The
-condition's cross-attention keys and values are computed once per call by `memory` and passed to every
-`decode`. A decode step streams every weight once for a few rows, so it is bound by memory traffic:
-`pack_for_cpu` lays the float32 weights out for oneDNN's CPU matmul and `quantize_int8` swaps them for
-int8 ones, both after `fuse_projections` has made one matmul of each layer's query/key/value and of the heads.
+condition's cross-attention keys and values (and the prefix rows) are computed once per call by `memory`;
+`prefill` writes the prefix and the first steps into the cache, and every `decode` after it reads them. A decode
+step streams every weight once for a few rows, so it is bound by memory traffic: `pack_for_cpu` lays the float32
+weights out for oneDNN's CPU matmul and `quantize_int8` swaps them for int8 ones, both after `fuse_projections`
+has made one matmul of each layer's query/key/value and of the heads.
 """
 from __future__ import annotations
 
@@ -30,6 +37,7 @@ from infra.weights import load_weights
 
 from .attention import CrossAttention, KVCache, SelfAttention
 from .beat_clock import BeatClock
+from .chroma import null_chroma, tile_frames
 from .config import LMConfig
 from .fast_linear import Int8Linear, PackedLinear, can_pack
 from .positions import rotary_angles, sinusoidal_positions
@@ -61,16 +69,18 @@ class Block(nn.Module):
         self.dropout = config.dropout
         self.self_attention_norm = nn.LayerNorm(config.dim)
         self.self_attention = SelfAttention(config)
-        self.cross_attention_norm = nn.LayerNorm(config.dim)
-        self.cross_attention = CrossAttention(config)
+        self.cross_attention_norm = nn.LayerNorm(config.dim) if config.cross_attention else None
+        self.cross_attention = CrossAttention(config) if config.cross_attention else None
         self.feed_forward_norm = nn.LayerNorm(config.dim)
         self.feed_forward = FeedForward(config)
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor, self_mask: torch.Tensor | None,
-                memory: tuple[torch.Tensor, torch.Tensor], memory_mask: torch.Tensor,
+                memory: tuple[torch.Tensor, torch.Tensor] | None, memory_mask: torch.Tensor | None,
                 rotation: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """x [B, S, D] at cache positions [S]; memory: this layer's cross-attention keys/values (None without it)."""
         x = x + self._drop(self.self_attention(self.self_attention_norm(x), positions, self_mask, rotation))
-        x = x + self._drop(self.cross_attention(self.cross_attention_norm(x), *memory, memory_mask))
+        if self.cross_attention is not None:
+            x = x + self._drop(self.cross_attention(self.cross_attention_norm(x), *memory, memory_mask))
         return x + self._drop(self.feed_forward(self.feed_forward_norm(x)))
 
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,12 +89,18 @@ class Block(nn.Module):
 
 @dataclass
 class Memory:
-    """What every step is conditioned on: per-layer cross-attention keys/values [B, H, L, head_dim], their mask
-    [B, 1, 1, L], and for an LM with a beat clock the clock [B, 2] (`beat_clock.beat_clock`; None: no clock)."""
+    """What every step is conditioned on: per-layer cross-attention keys/values [B, H, L, head_dim] and their mask
+    [B, 1, 1, L] (both None for an LM without cross-attention), for an LM with a beat clock the clock [B, 2]
+    (`beat_clock.beat_clock`; None: no clock), and the prefix rows [B, P, D] that come before the tokens (None: none)."""
 
-    keys_values: list[tuple[torch.Tensor, torch.Tensor]]
-    mask: torch.Tensor
+    keys_values: list[tuple[torch.Tensor, torch.Tensor]] | None
+    mask: torch.Tensor | None
     clock: torch.Tensor | None = None
+    prefix: torch.Tensor | None = None
+
+    @property
+    def prefix_length(self) -> int:
+        return 0 if self.prefix is None else self.prefix.shape[1]
 
 
 class LM(nn.Module):
@@ -92,6 +108,7 @@ class LM(nn.Module):
         super().__init__()
         self.config = config
         self.condition_projection = nn.Linear(config.condition_dim, config.dim)
+        self.chroma_projection = nn.Linear(config.chroma_bins, config.dim) if config.melody else None
         self.embeddings = nn.ModuleList(nn.Embedding(config.cardinality + 1,
                                                      config.dim) for _ in range(config.num_codebooks))
         self.layers = nn.ModuleList(Block(config) for _ in range(config.num_layers))
@@ -136,47 +153,70 @@ class LM(nn.Module):
         return self.norm.weight.device
 
     def forward(self, sequence: torch.Tensor, condition: torch.Tensor, condition_mask: torch.Tensor,
-                clock: torch.Tensor | None = None) -> torch.Tensor:
+                clock: torch.Tensor | None = None, chroma: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher forcing. sequence [B, K, S] int64, condition [B, L, condition_dim], condition_mask [B, L] bool,
-        clock [B, 2] or None -> logits [B, K, S, card]; the logits at step s predict the tokens of step s + 1."""
+        clock [B, 2] or None, chroma [B, T_c, chroma_bins] or None (see `memory`) -> logits [B, K, S, card]; the
+        logits at step s predict the tokens of step s + 1 (the prefix rows' outputs are dropped)."""
         if self.causal_mask is not None:
             raise RuntimeError("forward runs without caches; call clear_caches() after generation")
         if sequence.shape[-1] > self.config.max_positions:
             raise ValueError(f"the LM has {self.config.max_positions} positions; got a sequence of {sequence.shape[-1]} steps")
+        memory = self.memory(condition, condition_mask, clock, chroma)
         positions = torch.arange(sequence.shape[-1], device=sequence.device)
-        hidden = self._run(sequence, positions, None, self.memory(condition, condition_mask, clock))
-        return self._logits(hidden)
+        hidden = self._run(sequence, positions, None, memory, with_prefix=True)
+        return self._logits(hidden[:, memory.prefix_length:])
 
-    def memory(self, condition: torch.Tensor, condition_mask: torch.Tensor, clock: torch.Tensor | None = None) -> Memory:
-        """Project the condition and compute every layer's cross-attention keys/values once.
+    def memory(self, condition: torch.Tensor, condition_mask: torch.Tensor, clock: torch.Tensor | None = None,
+               chroma: torch.Tensor | None = None) -> Memory:
+        """Project the condition (and chroma) once: every layer's cross-attention keys/values, and the prefix rows.
 
         condition [B, L, condition_dim], condition_mask [B, L] bool (False = padding or no condition);
-        clock [B, 2] (`beat_clock.beat_clock`), used by an LM with a beat clock and ignored by others.
+        clock [B, 2] (`beat_clock.beat_clock`), used by an LM with a beat clock and ignored by others;
+        chroma [B, T_c, chroma_bins] (musicgen/chroma.py), for a melody-conditioned LM only, None for "no melody".
         """
         if condition.dim() != 3 or condition.shape[-1] != self.config.condition_dim:
             raise ValueError(f"condition must be [B, L, {self.config.condition_dim}], got {tuple(condition.shape)}")
         if condition_mask.shape != condition.shape[:2]:
             raise ValueError(f"condition_mask must be {tuple(condition.shape[:2])}, got {tuple(condition_mask.shape)}")
-        dtype = self.norm.weight.dtype
-        projected = self.condition_projection(condition.to(dtype)) * condition_mask[..., None].to(dtype)
-        keys_values = [layer.cross_attention.keys_values(projected) for layer in self.layers]
-        # A row with no condition (the null condition) has all-zero keys and values: it may attend to all
-        # of them and get zeros, where an all-False mask row would give NaN in some GPU attention kernels.
-        mask = condition_mask.bool()
-        mask = mask | ~mask.any(dim=1, keepdim=True)
         if clock is not None and clock.shape != (condition.shape[0], 2):
             raise ValueError(f"clock must be [B={condition.shape[0]}, 2], got {tuple(clock.shape)}")
-        return Memory(keys_values, mask[:, None, None, :], clock if self.beat_clock is not None else None)
+        if chroma is not None and self.chroma_projection is None:
+            raise ValueError("got a chroma for an LM without melody conditioning (lm.chroma_bins = 0)")
+        dtype = self.norm.weight.dtype
+        projected = self.condition_projection(condition.to(dtype)) * condition_mask[..., None].to(dtype)
+        prefix = [] if self.chroma_projection is None else [self._chroma_rows(chroma, condition.shape[0])]
+        keys_values = mask = None
+        if self.config.cross_attention:
+            keys_values = [layer.cross_attention.keys_values(projected) for layer in self.layers]
+            # A row with no condition (the null condition) has all-zero keys and values: it may attend to all
+            # of them and get zeros, where an all-False mask row would give NaN in some GPU attention kernels.
+            mask = condition_mask.bool()
+            mask = (mask | ~mask.any(dim=1, keepdim=True))[:, None, None, :]
+        else:
+            prefix.append(projected)
+        return Memory(keys_values, mask, clock if self.beat_clock is not None else None,
+                      torch.cat(prefix, dim=1) if prefix else None)
 
-    def setup_caches(self, batch: int, max_steps: int) -> None:
-        """Allocate a KVCache of max_steps positions in every layer; `decode` then runs step by step."""
+    def _chroma_rows(self, chroma: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """chroma [B, T_c, chroma_bins] (None: "no melody", bin 0 in every frame) -> projected rows [B, chroma_frames, D],
+        the T_c rows repeated until there are enough, then cut."""
+        bins, weight = self.config.chroma_bins, self.chroma_projection.weight
+        if chroma is None:
+            chroma = null_chroma(batch, 1, bins, dtype=weight.dtype, device=weight.device)
+        if chroma.dim() != 3 or chroma.shape[0] != batch or chroma.shape[1] < 1 or chroma.shape[2] != bins:
+            raise ValueError(f"chroma must be [B={batch}, T_c >= 1, {bins}], got {tuple(chroma.shape)}")
+        return tile_frames(self.chroma_projection(chroma.to(weight)), self.config.chroma_frames)
+
+    def setup_caches(self, batch: int, max_steps: int, prefix_length: int = 0) -> None:
+        """Allocate a KVCache of prefix_length + max_steps positions in every layer (the prefix rows of `Memory`, then
+        the steps); `prefill` and `decode` then run step by step."""
         if not 1 <= max_steps <= self.config.max_positions:
             raise ValueError(f"max_steps must be in [1, {self.config.max_positions}], got {max_steps}")
-        reference = self.norm.weight
+        reference, positions = self.norm.weight, prefix_length + max_steps
         for layer in self.layers:
-            layer.self_attention.kv_cache = KVCache(batch, self.config.num_heads, max_steps, self.config.head_dim,
+            layer.self_attention.kv_cache = KVCache(batch, self.config.num_heads, positions, self.config.head_dim,
                                                     dtype=reference.dtype, device=reference.device)
-        self.causal_mask = torch.ones(max_steps, max_steps, dtype=torch.bool, device=reference.device).tril()
+        self.causal_mask = torch.ones(positions, positions, dtype=torch.bool, device=reference.device).tril()
 
     def quantize_int8(self) -> LM:
         """Fuse the projections, then swap every Linear of the layers and heads for an Int8Linear (generation only)."""
@@ -248,35 +288,59 @@ class LM(nn.Module):
             layer.self_attention.kv_cache = None
         self.causal_mask = None
 
-    def decode(self, tokens: torch.Tensor, positions: torch.Tensor, memory: Memory, length: int | None = None) -> torch.Tensor:
-        """With caches set up: tokens [B, K, S'] at positions [S'] -> logits [B, K, card] of the last one.
+    def prefill(self, tokens: torch.Tensor, memory: Memory) -> torch.Tensor:
+        """With caches set up: the prefix rows of memory, then tokens [B, K, S'] of steps 0 .. S'-1, in one call ->
+        logits [B, K, card] of the last step."""
+        if self.causal_mask is None:
+            raise RuntimeError("call setup_caches(batch, max_steps, prefix_length) before prefill")
+        written = memory.prefix_length + tokens.shape[-1]
+        hidden = self._run(tokens, torch.arange(tokens.shape[-1], device=tokens.device),
+                           self.causal_mask[:written, :written], memory, with_prefix=True)
+        return self._logits(hidden[:, -1:])[:, :, 0]
 
-        length: attend over the first `length` cache positions only (those written so far), which spares
+    def decode(self, tokens: torch.Tensor, positions: torch.Tensor, memory: Memory, length: int | None = None) -> torch.Tensor:
+        """With caches set up (and the prefix written by `prefill`): tokens [B, K, S'] at steps positions [S'] ->
+        logits [B, K, card] of the last one.
+
+        length: attend over the prefix and the first `length` steps only (those written so far), which spares
         reading the empty rest of the cache; None reads all of it, keeping every shape fixed from step
         to step (for a compiled or graph-captured decode step).
         """
         if self.causal_mask is None:
             raise RuntimeError("call setup_caches(batch, max_steps) before decode")
-        mask = self.causal_mask[positions, :length]
+        offset = memory.prefix_length
+        mask = self.causal_mask[positions + offset, :None if length is None else offset + length]
         hidden = self._run(tokens, positions, mask, memory)
         return self._logits(hidden[:, -1:])[:, :, 0]
 
-    def _run(self, tokens: torch.Tensor, positions: torch.Tensor, self_mask: torch.Tensor | None, memory: Memory) -> torch.Tensor:
+    def _run(self, tokens: torch.Tensor, positions: torch.Tensor, self_mask: torch.Tensor | None, memory: Memory,
+             *, with_prefix: bool = False) -> torch.Tensor:
+        """tokens [B, K, S'] of steps positions [S'], at cache positions P + positions after memory's P prefix rows
+        (which come first in the output when with_prefix) -> hidden [B, (P +) S', D]."""
         if tokens.dim() != 3 or tokens.shape[1] != self.config.num_codebooks:
             raise ValueError(f"tokens must be [B, K={self.config.num_codebooks}, S], got {tuple(tokens.shape)}")
-        x = sum(embedding(tokens[:, k]) for k, embedding in enumerate(self.embeddings))
-        rotation = None
-        if self.config.position_encoding == "rope":
-            rotation = rotary_angles(positions, self.config.head_dim, x.dtype)
-        else:
-            x = x + sinusoidal_positions(positions, self.config.dim).to(x.dtype)
+        at = positions + memory.prefix_length
+        x = self._placed(sum(embedding(tokens[:, k]) for k, embedding in enumerate(self.embeddings)), at)
         if memory.clock is not None:
             x = x + self.beat_clock(positions, memory.clock)
+        if with_prefix and memory.prefix is not None:
+            before = torch.arange(memory.prefix_length, device=at.device)
+            x, at = torch.cat([self._placed(memory.prefix.to(x.dtype), before), x], dim=1), torch.cat([before, at])
+        rotation = None
+        if self.config.position_encoding == "rope":
+            rotation = rotary_angles(at, self.config.head_dim, x.dtype)
         if self.config.dropout and self.training:
             x = F.dropout(x, self.config.dropout, True)
-        for layer, keys_values in zip(self.layers, memory.keys_values):
-            x = layer(x, positions, self_mask, keys_values, memory.mask, rotation)
+        for index, layer in enumerate(self.layers):
+            keys_values = None if memory.keys_values is None else memory.keys_values[index]
+            x = layer(x, at, self_mask, keys_values, memory.mask, rotation)
         return self.norm(x)
+
+    def _placed(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """x [B, S, D] at positions [S] with MusicGen's sinusoids added (rope turns queries and keys instead)."""
+        if self.config.position_encoding == "rope":
+            return x
+        return x + sinusoidal_positions(positions, self.config.dim).to(x.dtype)
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden [B, S, D] -> [B, K, S, card]."""

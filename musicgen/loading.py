@@ -5,7 +5,7 @@ This project's checkpoint directory:
 
     config.yaml         MusicGenConfig: lm sizes, pattern name and options, generation defaults
     lm.safetensors      LM weights (condition projection included)
-    codec/              the codec (Codec.save_pretrained)
+    codec/              the codec (Codec.save_pretrained; a stereo model's with codec/stereo.py's marker beside it)
     text_encoder/       T5 encoder config + weights and the tokenizer files (saved by transformers); absent when
                         config.yaml's text_encoder names a packaged encoder ("minilm"), read from the installed package
 """
@@ -18,12 +18,13 @@ from pathlib import Path
 import torch
 
 from codec import Codec
+from codec.stereo import InterleavedStereoCodec, load_codec
 from infra.config import load_config
 from infra.weights import read_weights
 
-from . import hf
+from . import hf, hf_melody
 from .conditioners import TextConditioner
-from .config import MusicGenConfig, PatternConfig
+from .config import MusicGenConfig
 from .lm import LM, replaced_for_inference
 
 CONFIG_FILE = "config.yaml"
@@ -53,7 +54,7 @@ class Parts:
     config: MusicGenConfig
     lm: LM
     conditioner: TextConditioner
-    codec: Codec
+    codec: Codec | InterleavedStereoCodec
 
 
 def load_parts(path: Path) -> Parts:
@@ -75,14 +76,18 @@ def _load_own(path: Path) -> Parts:
                                     f"{CONFIG_FILE}, {LM_WEIGHTS}, {CODEC_DIR}/ and {TEXT_ENCODER_DIR}/")
     lm = LM.from_weights(config.lm, read_weights(path / LM_WEIGHTS, copy=replaced_for_inference))
     conditioner = TextConditioner.load(config.text_encoder or path / TEXT_ENCODER_DIR)
-    return Parts(config, lm, conditioner, Codec.from_pretrained(path / CODEC_DIR))
+    return Parts(config, lm, conditioner, load_codec(path / CODEC_DIR))
 
 
 def _load_hf(path: Path) -> Parts:
-    hf_config, state = hf.read_hf_config(path), hf.read_hf_weights(path)
-    lm = hf.lm_from_hf(hf_config, state)
-    codec = Codec.from_hf(hf_config.audio_encoder.to_dict(), hf.split_prefix(state, "audio_encoder."))
-    config = MusicGenConfig(lm=lm.config, pattern=PatternConfig("delay"))
+    """MusicGen, or a MusicGen melody model (musicgen/hf_melody.py), in the Hugging Face layout."""
+    melody = hf_melody.is_melody(path)
+    hf_config = hf_melody.read_melody_config(path) if melody else hf.read_hf_config(path)
+    state = hf.read_hf_weights(path)
+    lm = hf_melody.lm_from_hf_melody(hf_config, state) if melody else hf.lm_from_hf(hf_config, state)
+    codec = hf.codec_from_hf(hf_config, state)
+    config = MusicGenConfig(lm=lm.config, pattern=hf.pattern_from_hf(hf_config),
+                            chroma=hf_melody.chroma_config_from_hf(path, codec.sample_rate))
     return Parts(config, lm, hf.conditioner_from_hf(hf_config, state, path), codec)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -11,12 +12,16 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-
-from musicgen import MusicGen
-from musicgen.audio_output import PEAK_TARGET, prepare_for_writing, write_atomically
-
 from codec_audio import sine
+from test_chroma import notes
+from test_hub_cache import cache_as_hub
+from test_musicgen_hf import build_hf_musicgen
+from test_musicgen_hf_melody import build_hf_melody
 from tiny_models import TINY_FRAME_RATE, TINY_SAMPLE_RATE, save_tiny_musicgen
+
+from infra.audio import read_audio
+from musicgen import MusicGen
+from musicgen.audio_output import prepare_for_writing, write_atomically
 
 COMMAND = str(Path(sys.executable).with_name("musicgen-generate"))
 CONTEXT_FRAMES = 37                               # the tiny model's window
@@ -28,8 +33,9 @@ def model_dir(tmp_path_factory):
     return save_tiny_musicgen(tmp_path_factory.mktemp("tiny"))
 
 
-def generate(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([COMMAND, *arguments], cwd=cwd, capture_output=True, text=True, timeout=120)
+def generate(*arguments: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([COMMAND, *arguments], cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
+                          env=None if env is None else {**os.environ, **env})
 
 
 def records(result: subprocess.CompletedProcess) -> list[dict]:
@@ -119,6 +125,13 @@ def test_a_failure_mid_batch_keeps_the_files_written_and_names_the_batch(model_d
     (["--text", "drums at 1e3 bpm"], "the prompt 'drums at 1e3 bpm' states a tempo of 1000 BPM; expected 20 to 400"),
     (["--text", "ok", "--text", "fast, -120 bpm"], "the prompt 'fast, -120 bpm' states a tempo of -120 BPM"),
     (["--text", "120 bpm or tempo 90"], "states 2 tempi (90, 120 BPM)"),
+    (["--text", "a", "--unconditional", "2"], "not allowed with argument"),
+    (["--unconditional", "0"], "--unconditional: expected an integer > 0"),
+    (["--text", "a", "--text", "b", "--text", "c", "--melody", "m.wav", "--melody", "m.wav"],
+     "give one --melody for all 3 prompts, or one per prompt in order; got 2"),
+    (["--continue-from", "riff.wav", "--melody", "m.wav"], "--melody and --continue-from do not go together"),
+    (["--text", "a", "--melody", "missing.wav"], "no such file: missing.wav"),
+    (["--text", "a", "--melody", "."], "--melody must be an audio file, got the folder ."),
 ])
 def test_bad_arguments_exit_2_with_a_message(tmp_path, arguments, message):
     (tmp_path / "taken.txt").write_text("a file")
@@ -198,7 +211,7 @@ def test_peak_normalisation_and_counted_clipping():
     clipped_wav, clipped = prepare_for_writing(wav)
     assert clipped == 2 and torch.equal(clipped_wav, torch.tensor([[0.5, -1.0, 1.0, 0.25]]))
     normalized, clipped = prepare_for_writing(wav, normalize=True)
-    assert clipped == 0 and torch.allclose(normalized, wav * PEAK_TARGET / 2)
+    assert clipped == 0 and torch.allclose(normalized, wav * 10 ** (-1 / 20) / 2)   # a -1 dBFS peak
     silence, clipped = prepare_for_writing(torch.zeros(1, 4), normalize=True)
     assert clipped == 0 and not silence.any()
 
@@ -212,3 +225,49 @@ def test_atomic_write_replaces_whole_files_and_leaves_no_partial_one(tmp_path):
     with pytest.raises(OSError):
         write_atomically(tmp_path / "dir.wav", wav, 8000)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a.flac", "dir.wav"]
+
+
+def test_unconditional_files_are_the_apis_empty_prompts(model_dir, tmp_path):
+    result = generate("--unconditional", "2", "--duration", "0.01", "--seed", "4", "--model", str(model_dir),
+                      "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [(record["path"], record["prompt"]) for record in records(result)] == [("unconditional.wav", ""),
+                                                                                  ("unconditional-2.wav", "")]
+    expected = MusicGen.from_pretrained(model_dir, device="cpu").generate(["", ""], duration=0.01, seed=4)
+    for record, wav in zip(records(result), expected):
+        written, _ = soundfile.read(str(tmp_path / record["path"]), dtype="float32", always_2d=True)
+        assert np.abs(written[:, 0] - wav[0].clamp(-1, 1).numpy()).max() <= 1 / 2**15
+
+
+def test_a_hub_id_loads_from_the_cache_the_environment_names(tmp_path):
+    build_hf_musicgen(tmp_path / "download", audio_channels=2)
+    cache_as_hub(tmp_path / "download", tmp_path / "cache", "facebook/musicgen-stereo-small")
+    env = {"HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    result = generate("--text", "epic", "--duration", "0.005", "--model", "facebook/musicgen-stereo-small", "--quiet",
+                      cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    info = soundfile.info(str(tmp_path / "epic.wav"))
+    assert (info.channels, info.frames) == (2, 5 * SAMPLES_PER_FRAME)          # a stereo model writes stereo files
+
+
+def test_unreadable_melodies_exit_1_before_the_model_loads(tmp_path):
+    (tmp_path / "tune.wav").write_text("not audio")
+    result = generate("--text", "a", "--melody", "tune.wav", "--model", str(tmp_path / "no-model"), cwd=tmp_path)
+    assert one_line_failure(result, "cannot read --melody audio tune.wav")
+
+
+def test_one_melody_per_prompt_at_different_rates_is_the_apis_generate_with_chroma(tmp_path):
+    build_hf_melody(tmp_path / "melody-model", "k4")
+    soundfile.write(tmp_path / "a.wav", notes(1.0, 8000, seed=1).T.numpy(), 8000)
+    soundfile.write(tmp_path / "b.flac", notes(0.6, 16000, seed=2, channels=2).T.numpy(), 16000)
+    result = generate("--text", "epic", "--text", "slow bass", "--melody", "a.wav", "--melody", "b.flac", "--greedy",
+                      "--batch-size", "1", "--duration", "0.012", "--model", str(tmp_path / "melody-model"), "--quiet",
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [record["path"] for record in records(result)] == ["epic.wav", "slow-bass.wav"]
+    model = MusicGen.from_pretrained(tmp_path / "melody-model", device="cpu")
+    melodies = [read_audio(tmp_path / "a.wav"), read_audio(tmp_path / "b.flac", 8000)]   # at the first file's rate
+    for record, prompt, melody in zip(records(result), ["epic", "slow bass"], melodies):
+        [expected] = model.generate_with_chroma([prompt], [melody], 8000, duration=0.012, use_sampling=False)
+        written, _ = soundfile.read(str(tmp_path / record["path"]), dtype="float32", always_2d=True)
+        assert np.abs(written[:, 0] - expected[0].clamp(-1, 1).numpy()).max() <= 1 / 2**15

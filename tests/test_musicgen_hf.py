@@ -43,8 +43,10 @@ def tiny_tokenizer() -> T5Tokenizer:
     return T5Tokenizer(vocab=vocab, extra_ids=0)
 
 
-def build_hf_musicgen(path: Path, shape: str = "k4", seed: int = 0) -> MusicgenForConditionalGeneration:
-    """Save a random-initialised MusicgenForConditionalGeneration and its tokenizer to path (the HF layout)."""
+def build_hf_musicgen(path: Path, shape: str = "k4", seed: int = 0, *,
+                      audio_channels: int = 1) -> MusicgenForConditionalGeneration:
+    """Save a random-initialised MusicgenForConditionalGeneration and its tokenizer to path (the HF layout); with
+    audio_channels=2 a stereo one, whose decoder has twice the codec's codebooks (left and right interleaved)."""
     torch.manual_seed(seed)
     tokenizer = tiny_tokenizer()
     sizes = SHAPES[shape]
@@ -52,7 +54,9 @@ def build_hf_musicgen(path: Path, shape: str = "k4", seed: int = 0) -> MusicgenF
     text = T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4)
     audio = EncodecConfig(audio_channels=1, num_filters=4, hidden_size=16, normalize=False, num_lstm_layers=1,
                           **sizes["encodec"])
-    decoder = MusicgenDecoderConfig(pad_token_id=card, bos_token_id=card, **sizes["decoder"])
+    decoder = MusicgenDecoderConfig(pad_token_id=card, bos_token_id=card, audio_channels=audio_channels,
+                                    **{**sizes["decoder"],
+                                       "num_codebooks": sizes["decoder"]["num_codebooks"] * audio_channels})
     config = MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=audio.to_dict(), decoder=decoder.to_dict())
     model = MusicgenForConditionalGeneration(config).eval()
     with torch.no_grad():
@@ -68,7 +72,8 @@ def build_hf_musicgen(path: Path, shape: str = "k4", seed: int = 0) -> MusicgenF
 
 
 def hf_greedy(model: MusicgenForConditionalGeneration, prompts: list[str], frames: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """transformers' greedy CFG 3 generation: (codes [B, K, T], audio [B, 1, N]); the codes are read on their way to decode."""
+    """transformers' greedy CFG 3 generation: (codes [B, K, T], audio [B, C, N]); the codes are read on their way to
+    decode (a stereo model decodes its left codebooks, then its right: interleaved back here)."""
     inputs = tiny_tokenizer()(prompts, padding=True, return_tensors="pt")
     decoded = []
     decode = model.audio_encoder.decode
@@ -78,10 +83,10 @@ def hf_greedy(model: MusicgenForConditionalGeneration, prompts: list[str], frame
         return decode(codes, *args, **kwargs)
 
     model.audio_encoder.decode = recording_decode
-    num_codebooks = model.decoder.num_codebooks
+    max_delay = model.decoder.num_codebooks // model.decoder.config.audio_channels - 1
     with torch.no_grad():
-        audio = model.generate(**inputs, do_sample=False, guidance_scale=3.0, max_new_tokens=frames + num_codebooks - 1)
-    return decoded[0][0], audio
+        audio = model.generate(**inputs, do_sample=False, guidance_scale=3.0, max_new_tokens=frames + max_delay)
+    return torch.stack([codes[0] for codes in decoded], dim=2).flatten(1, 2), audio
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
@@ -94,7 +99,9 @@ def test_greedy_cfg_generation_matches_transformers(tmp_path, shape):
                                   return_codes=True)
     assert codes.shape == codes_ref.shape == (len(PROMPTS), SHAPES[shape]["decoder"]["num_codebooks"], frames)
     assert torch.equal(codes, codes_ref)
-    assert not torch.equal(codes[0], codes[1]), "the prompts should steer the codes"
+    _, rotated = model.generate(PROMPTS[1:] + PROMPTS[:1], duration=frames / model.frame_rate, use_sampling=False,
+                                cfg_coef=3.0, return_codes=True)     # every row's prompt replaced by another
+    assert (rotated != codes).float().mean() > 0.5, "the prompts should steer most of the codes"
     assert audio.shape == audio_ref.shape
     assert (audio - audio_ref).abs().max() < 1e-3
     assert audio_ref.std() > 1e-3 * audio_ref.abs().max() and not torch.equal(audio[0], audio[1])
@@ -127,10 +134,13 @@ def test_sharded_checkpoint_loads_the_same_weights(tmp_path):
 def test_unsupported_hf_models_are_refused(tmp_path):
     build_hf_musicgen(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
-    (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "musicgen_melody"}))
-    with pytest.raises(ValueError, match="not a MusicGen config"):
+    (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "bark"}))
+    with pytest.raises(ValueError, match="not a MusicGen config.*'musicgen_melody' for a melody model"):
         MusicGen.from_pretrained(tmp_path, device="cpu")
-    config["decoder"]["audio_channels"] = 2
+    (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "musicgen_melody"}))
+    with pytest.raises(ValueError, match="model_type 'musicgen_melody' but its decoder has cross-attention"):
+        MusicGen.from_pretrained(tmp_path, device="cpu")
+    config["decoder"]["audio_channels"] = 3
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="only mono"):
+    with pytest.raises(ValueError, match=r"not a valid MusicGen config.* 1 \(mono\) or 2 \(stereo\) audio channels, got 3"):
         MusicGen.from_pretrained(tmp_path, device="cpu")
