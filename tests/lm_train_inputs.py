@@ -54,8 +54,9 @@ def write_caches(cache_dir: Path, train_frames: list[int], valid_frames: list[in
 
 
 def train_config(sources: tuple[Path, Path], run_dir: Path, cache_dir: Path, pattern: str = "delay", frames: int = 6,
-                 **overrides: Any) -> dict[str, Any]:
-    """A from-scratch config dict over the cached tokens; `overrides` replace top-level keys or sections' keys."""
+                 *, frame_rate: float = 1000.0, **overrides: Any) -> dict[str, Any]:
+    """A from-scratch config dict over the cached tokens, windows of `frames` frames of a codec of `frame_rate`
+    frames/s; `overrides` replace top-level keys or sections' keys."""
     codec, text_encoder = sources
     config = {
         "codec": str(codec), "text_encoder": str(text_encoder), "run_dir": str(run_dir),
@@ -63,7 +64,7 @@ def train_config(sources: tuple[Path, Path], run_dir: Path, cache_dir: Path, pat
                          "num_layers": 2,
                          "ffn_dim": 128, "condition_dim": TEXT_WIDTH, "max_positions": 64},
                   "pattern": {"name": pattern}},
-        "data": {"cache_dir": str(cache_dir), "segment_seconds": frames / 1000, "batch_size": 8,
+        "data": {"cache_dir": str(cache_dir), "segment_seconds": frames / frame_rate, "batch_size": 8,
                  "condition_dropout": 0.0, "word_dropout": 0.0},
         "optim": {"lr": 1e-2, "weight_decay": 0.0, "warmup_steps": 10, "min_lr_factor": 0.1},
         "steps": 100, "checkpoint_every": 100, "device": "cpu",

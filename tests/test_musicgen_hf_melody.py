@@ -205,15 +205,16 @@ def test_long_form_windows_follow_the_melody_as_audiocraft(tmp_path, feature_ext
         assert torch.equal(chroma, hf_chroma(feature_extractor(sampling_rate=RATE), looped))
 
 
-@pytest.mark.parametrize("cross_attention", [True, False])
+@pytest.mark.parametrize(("cross_attention", "chroma_stride"), [(True, 0.0), (False, 0.0), (True, 2.5)])
 @pytest.mark.parametrize("position_encoding", ["sinusoidal", "rope"])
-def test_cached_decoding_after_a_prefix_matches_teacher_forcing(cross_attention, position_encoding):
-    """Our own LMs may cross-attend to the text and take a chroma prefix too: prefill writes the prefix and the first
-    steps into the cache, decode goes on from there, and both give teacher forcing's logits."""
+def test_cached_decoding_after_a_prefix_matches_teacher_forcing(cross_attention, chroma_stride, position_encoding):
+    """Our own LMs may cross-attend to the text and take a chroma prefix too (encoded before the tokens, or where it
+    sounds with chroma_stride): prefill writes the prefix and the first steps into the cache, decode goes on from
+    there, and both give teacher forcing's logits."""
     torch.manual_seed(0)
     lm = LM(LMConfig(num_codebooks=3, cardinality=16, dim=32, num_heads=4, num_layers=2, ffn_dim=64, condition_dim=24,
                      max_positions=64, position_encoding=position_encoding, cross_attention=cross_attention,
-                     chroma_bins=12, chroma_frames=5)).eval()
+                     chroma_bins=12, chroma_frames=5, chroma_stride=chroma_stride)).eval()
     sequence = torch.randint(0, 17, (2, 3, 10))
     condition, mask = torch.randn(2, 4, 24), torch.tensor([[True] * 4, [True, True, False, False]])
     chroma = torch.eye(12)[torch.randint(12, (2, 3))]
@@ -258,3 +259,25 @@ def test_bad_melodies_are_refused(tmp_path):
         plain.lm.memory(torch.zeros(1, 2, 32), torch.ones(1, 2, dtype=torch.bool), chroma=torch.zeros(1, 3, 12))
     with pytest.raises(ValueError, match="needs both lm.chroma_bins and lm.chroma_frames"):
         LMConfig(chroma_bins=12)
+
+
+def test_time_aligned_chroma_rows_are_encoded_where_they_sound():
+    """With chroma_stride the chroma rows are encoded at the steps where they sound, not before the tokens: the same
+    weights give other logits than with the rows placed first; the stride needs a melody and cross-attention."""
+    torch.manual_seed(0)
+    sizes = dict(num_codebooks=3, cardinality=16, dim=32, num_heads=4, num_layers=2, ffn_dim=64, condition_dim=24,
+                 max_positions=64, chroma_bins=12, chroma_frames=5)
+    aligned = LM(LMConfig(**sizes, chroma_stride=2.5)).eval()
+    before = LM.from_weights(LMConfig(**sizes), aligned.state_dict()).eval()
+    sequence = torch.randint(0, 17, (2, 3, 10))
+    condition, mask = torch.randn(2, 4, 24), torch.ones(2, 4, dtype=torch.bool)
+    chroma = torch.eye(12)[torch.randint(12, (2, 3))]
+    with torch.no_grad():
+        assert (aligned(sequence, condition, mask, chroma=chroma)
+                - before(sequence, condition, mask, chroma=chroma)).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="chroma_stride places the chroma rows"):
+        LMConfig(**{**sizes, "chroma_bins": 0, "chroma_frames": 0}, chroma_stride=2.5)
+    with pytest.raises(ValueError, match="chroma_stride places the chroma rows"):
+        LMConfig(**sizes, cross_attention=False, chroma_stride=2.5)
+    with pytest.raises(ValueError, match="chroma_stride must be a finite number"):
+        LMConfig(**sizes, chroma_stride=-1.0)

@@ -5,7 +5,8 @@ on CPU, NCCL on GPU; `fsdp=true` shards the model instead). The model starts fro
 folder, a text encoder: a T5 folder or "minilm", the packaged pretrained one; LM sizes and a pattern) or from
 a MusicGen checkpoint (`init_from`).
 The frozen codec tokenizes the manifests once into token caches; each step then reads random
-windows of tokens with their captions (condition and word dropout), and the loss is the
+windows of tokens with their captions (condition and word dropout), for a melody-conditioned LM with the
+chroma of the same span of each clip's melody stem (musicgen/train/melody.py), and the loss is the
 cross-entropy of every codebook over the positions the pattern fills, averaged over codebooks.
 The global batch is `data.batch_size` whatever the number of processes (gradient accumulation
 over micro-batches where needed), and what a step reads depends only on the step, so a run
@@ -22,7 +23,12 @@ from pathlib import Path
 import torch
 
 from infra.batches import StepBatchSampler
-from infra.checkpoints import claim_run_dir, latest_checkpoint, load_checkpoint, restore_rank_rng
+from infra.checkpoints import (
+    claim_run_dir,
+    latest_checkpoint,
+    load_checkpoint,
+    restore_rank_rng,
+)
 from infra.command import run_training
 from infra.config import ConfigError, save_config
 from infra.distributed import DistributedEnv, all_reduce_sum, seed_everything
@@ -32,8 +38,8 @@ from patterns import Pattern
 
 from .config import LMTrainConfig
 from .loss import codebook_cross_entropy, inputs_and_targets
+from .melody import melody_stems
 from .segments import CaptionedSegments
-from .tempo import tempo_examples
 from .setup import (
     ConditionedLM,
     check_data,
@@ -45,6 +51,7 @@ from .setup import (
     wrap_model,
     write_checkpoint,
 )
+from .tempo import tempo_examples
 
 PROGRAM = "musicgen-train"
 
@@ -69,6 +76,9 @@ def train(config: LMTrainConfig, env: DistributedEnv, *, resume: bool = False, o
     # Model and data, checked against each other before any step runs.
     seed_everything(config.seed)
     musicgen = load_model(config)
+    if config.data.melody_dropout and not musicgen.lm.config.melody:
+        raise ConfigError("data.melody_dropout drops the melody of a melody-conditioned LM; this one has none "
+                          "(give it melody conditioning with add_melody)")
     musicgen.conditioner.set_trainable(config.train_text_encoder)
     musicgen.to(env.device)
     train_cache, valid_cache = prepare_caches(config, musicgen.codec, env)
@@ -78,8 +88,10 @@ def train(config: LMTrainConfig, env: DistributedEnv, *, resume: bool = False, o
     dataset = CaptionedSegments(train_cache, pattern.timesteps, special, config.seed,
                                 condition_dropout=config.data.condition_dropout,
                                 word_dropout=config.data.word_dropout,
-                                clip_start_probability=config.data.clip_start_probability)
-    valid_set = (CaptionedSegments(valid_cache, pattern.timesteps, special, config.seed + 1)
+                                clip_start_probability=config.data.clip_start_probability,
+                                melody=melody_stems(musicgen, train_cache), melody_dropout=config.data.melody_dropout)
+    valid_set = (CaptionedSegments(valid_cache, pattern.timesteps, special, config.seed + 1,
+                                   melody=melody_stems(musicgen, valid_cache))
                  if valid_cache is not None else None)
 
     # Distributed wrapper, optimizer, schedule; on resume they and this rank's RNG come back.
@@ -107,6 +119,7 @@ def train(config: LMTrainConfig, env: DistributedEnv, *, resume: bool = False, o
               f"a window ({musicgen.config.pattern.name} pattern, {pattern.num_steps} steps), "
               f"{env.world_size} process(es) on {env.device}, each {config.data.batch_size // env.world_size // micro_batch} "
               f"micro-batch(es) of {micro_batch} a step, "
+              + (f"melody-conditioned ({musicgen.lm.config.chroma_frames} chroma rows), " if dataset.melody else "")
               + (f"resuming at step {start_step}" if checkpoint else "starting at step 0"), flush=True)
 
     sampler = StepBatchSampler(config.data.batch_size // env.world_size, start_step, config.steps, env.rank,
@@ -119,8 +132,9 @@ def train(config: LMTrainConfig, env: DistributedEnv, *, resume: bool = False, o
     log = JsonlLog(run_dir / "log.jsonl", resume_step=start_step if checkpoint else None) if env.is_main else None
     progress = Progress(config.steps, initial=start_step, keys=("loss", "valid_loss"), enabled=env.is_main)
 
-    for step, (codes, captions, first_frames) in enumerate(loader, start=start_step):
+    for step, (codes, captions, first_frames, *melody) in enumerate(loader, start=start_step):
         started = time.perf_counter()
+        chroma = melody[0].to(env.device) if melody else None
         inputs, targets = inputs_and_targets(pattern, codes.to(env.device), special)
         counts = all_reduce_sum((targets != special).sum(dim=(0, 2)).double()).clamp(min=1)
 
@@ -132,7 +146,8 @@ def train(config: LMTrainConfig, env: DistributedEnv, *, resume: bool = False, o
             part = slice(first, first + micro_batch)
             with gradient_sync(model, enabled=first + micro_batch >= inputs.shape[0]):
                 with autocast:
-                    logits = model(inputs[part], list(captions[part]), first_frames[part])
+                    logits = model(inputs[part], list(captions[part]), first_frames[part],
+                                   None if chroma is None else chroma[part])
                 micro_sums, _ = codebook_cross_entropy(logits, targets[part], special)
                 ((micro_sums / counts).mean() * env.world_size).backward()
             sums += micro_sums.detach().double()
@@ -180,8 +195,13 @@ def check_config(config: LMTrainConfig, env: DistributedEnv) -> int:
         missing = sorted({"codec", "text_encoder", "model"} - set(from_scratch))
         raise ConfigError(f"a model from scratch needs codec, text_encoder and model; missing {', '.join(missing)} "
                          "(or give init_from, a MusicGen checkpoint folder, to fine-tune)")
+    if config.stereo and not config.codec:
+        raise ConfigError("stereo runs the mono codec of the `codec` folder on each channel: set codec too (with "
+                          "init_from, the codec to move the LM onto)")
     if not 0.0 <= config.data.tempo_text_dropout <= 1.0:
         raise ConfigError(f"data.tempo_text_dropout must be in [0, 1], got {config.data.tempo_text_dropout}")
+    if config.add_melody is not None:
+        check_add_melody(config)
     if config.add_beat_clock and not config.init_from:
         raise ConfigError("add_beat_clock gives a fine-tuned (init_from) LM a beat clock; "
                          "a model from scratch sets model.lm.beat_clock: true instead")
@@ -197,6 +217,18 @@ def check_config(config: LMTrainConfig, env: DistributedEnv) -> int:
         raise ConfigError(f"data.micro_batch_size={micro_batch} must divide the batch of each process "
                          f"({batch} / {env.world_size} processes = {per_rank})")
     return micro_batch
+
+
+def check_add_melody(config: LMTrainConfig) -> None:
+    """add_melody's settings are whole numbers (chroma_frames may be 0), for a model without melody conditioning."""
+    settings = config.add_melody
+    for name, least in (("chroma_bins", 1), ("chroma_frames", 0), ("n_fft", 1), ("hop_length", 1)):
+        value = getattr(settings, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ConfigError(f"add_melody.{name} must be an integer >= {least}, got {value!r}")
+    if config.model is not None and config.model.lm.melody:
+        raise ConfigError("the model is melody-conditioned already (model.lm.chroma_bins > 0): set that or "
+                         "add_melody, not both")
 
 
 def clip_gradients(model: torch.nn.Module, max_norm: float) -> float:
@@ -226,10 +258,11 @@ def evaluate(conditioned_lm: ConditionedLM, valid_set: CaptionedSegments, items:
     sums = torch.zeros(pattern.num_codebooks, dtype=torch.float64, device=env.device)
     counts = torch.zeros_like(sums)
     for first in range(0, per_rank, micro_batch):
-        codes, captions, first_frames = zip(*(valid_set[index] for index in indices[first:first + micro_batch]))
+        codes, captions, first_frames, *melody = zip(*(valid_set[index] for index in indices[first:first + micro_batch]))
         inputs, targets = inputs_and_targets(pattern, torch.stack(codes).to(env.device), special)
+        chroma = torch.stack(melody[0]).to(env.device) if melody else None
         with autocast:
-            logits = conditioned_lm(inputs, list(captions), torch.tensor(first_frames))
+            logits = conditioned_lm(inputs, list(captions), torch.tensor(first_frames), chroma)
         micro_sums, micro_counts = codebook_cross_entropy(logits, targets, special)
         sums += micro_sums.double()
         counts += micro_counts.double()

@@ -21,6 +21,7 @@ from torch.distributed.fsdp import FSDPModule, fully_shard
 from torch.nn.parallel import DistributedDataParallel
 
 from codec import Codec
+from codec.stereo import InterleavedStereoCodec, load_codec
 from infra.checkpoints import rng_state, save_checkpoint
 from infra.config import config_to_dict
 from infra.distributed import DistributedEnv, all_gather_object, barrier
@@ -32,6 +33,7 @@ from musicgen.lm import LM
 from patterns import Pattern, get_provider
 
 from .config import LMTrainConfig
+from .melody import add_melody, with_melody_paths
 from .tempo import fit_tempo_head
 from .token_cache import TokenCache, build_token_cache, warn_skipped
 
@@ -63,9 +65,11 @@ class ConditionedLM(nn.Module):
         self.frame_rate = frame_rate
         self.tempo_text_dropout = tempo_text_dropout
 
-    def forward(self, inputs: torch.Tensor, captions: list[str], first_frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, captions: list[str], first_frames: torch.Tensor,
+                chroma: torch.Tensor | None = None) -> torch.Tensor:
         """inputs [B, K, S] int64, B captions ("" = null condition), first_frames [B] (the clip frame of each
-        window's step 0) -> logits [B, K, S, card]."""
+        window's step 0), chroma [B, T_c, bins] for a melody-conditioned LM (musicgen/train/melody.py) ->
+        logits [B, K, S, card]."""
         clock = None
         if self.lm.config.beat_clock:
             rate = beats_per_frame(captions, self.frame_rate, strict=False)  # a mangled tempo: no clock, no crash
@@ -77,26 +81,39 @@ class ConditionedLM(nn.Module):
         frozen = not self.conditioner.trainable
         with torch.autocast(inputs.device.type, enabled=False) if frozen else contextlib.nullcontext():
             condition, mask = self.conditioner(captions)
-        return self.lm(inputs, condition, mask, clock)
+        return self.lm(inputs, condition, mask, clock, chroma)
 
 
 def load_model(config: LMTrainConfig) -> MusicGen:
-    """The starting model on the CPU: a MusicGen checkpoint (init_from), there with another codec of the same K and
-    cardinality if `codec` is set (the LM continues on the new codec's tokens) and with a new, zero beat clock if
-    `add_beat_clock` is set, or a new LM with a codec and a text encoder."""
+    """The starting model on the CPU (`starting_model`), with melody conditioning added if `add_melody` is set."""
+    musicgen = starting_model(config)
+    return musicgen if config.add_melody is None else add_melody(musicgen, config.add_melody)
+
+
+def starting_model(config: LMTrainConfig) -> MusicGen:
+    """A MusicGen checkpoint (init_from), there with another codec of the same K and cardinality if `codec` is set
+    (the LM continues on the new codec's tokens) and with a new, zero beat clock if `add_beat_clock` is set, or a new
+    LM with a codec and a text encoder."""
     if config.init_from:
         pretrained = MusicGen.from_pretrained(config.init_from, device="cpu")
         if config.add_beat_clock and not pretrained.lm.config.beat_clock:
             pretrained.lm.add_beat_clock()
         if not config.codec:
             return pretrained
-        return MusicGen(pretrained.config, pretrained.lm, pretrained.conditioner, Codec.from_pretrained(config.codec))
-    codec = Codec.from_pretrained(config.codec)
+        return MusicGen(pretrained.config, pretrained.lm, pretrained.conditioner, load_training_codec(config))
     conditioner = TextConditioner.load(config.text_encoder)
-    return MusicGen(config.model, LM(config.model.lm), conditioner, codec)
+    return MusicGen(config.model, LM(config.model.lm), conditioner, load_training_codec(config))
 
 
-def prepare_caches(config: LMTrainConfig, codec: Codec, env: DistributedEnv) -> tuple[TokenCache, TokenCache | None]:
+def load_training_codec(config: LMTrainConfig) -> Codec | InterleavedStereoCodec:
+    """The codec of the `codec` folder (an interleaved stereo one where the folder records it), run on each channel of
+    stereo audio, interleaved, with `stereo`."""
+    codec = load_codec(config.codec)
+    return InterleavedStereoCodec(codec) if config.stereo else codec
+
+
+def prepare_caches(config: LMTrainConfig, codec: Codec | InterleavedStereoCodec,
+                   env: DistributedEnv) -> tuple[TokenCache, TokenCache | None]:
     """Tokenize the train (and valid) manifests into cache_dir/{train,valid} where not done yet, all processes sharing
     the work; a split without a manifest uses the cache already there (valid: if any)."""
     cache_dir = Path(config.data.cache_dir or Path(config.run_dir) / "tokens")
@@ -104,8 +121,8 @@ def prepare_caches(config: LMTrainConfig, codec: Codec, env: DistributedEnv) -> 
     for split, manifest in (("train", config.data.manifest), ("valid", config.data.valid_manifest)):
         folder = cache_dir / split
         if manifest:
-            build_token_cache(codec, read_manifest(manifest), folder, config.data.shard_size, progress=env.is_main,
-                              rank=env.rank, world_size=env.world_size)
+            build_token_cache(codec, with_melody_paths(read_manifest(manifest), manifest), folder,
+                              config.data.shard_size, progress=env.is_main, rank=env.rank, world_size=env.world_size)
             barrier()
         elif split == "train" and not folder.is_dir():
             raise ValueError(f"data.manifest is empty and there is no token cache in {folder}; "

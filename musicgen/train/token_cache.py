@@ -29,6 +29,7 @@ import torch
 from tqdm import tqdm
 
 from codec import Codec
+from codec.stereo import InterleavedStereoCodec
 from infra.audio import BadAudio, read_checked
 from infra.files import atomic_write
 from infra.manifest import SkippedFiles
@@ -40,9 +41,10 @@ def shard_name(index: int) -> str:
     return f"shard_{index:05d}"
 
 
-def build_token_cache(codec: Codec, entries: list[dict[str, Any]], out_dir: str | Path, shard_size: int = 256,
-                      *, progress: bool = True, rank: int = 0, world_size: int = 1) -> None:
-    """Encode the manifest `entries` ({"path", "description", ...}) with the frozen codec into `out_dir`.
+def build_token_cache(codec: Codec | InterleavedStereoCodec, entries: list[dict[str, Any]], out_dir: str | Path,
+                      shard_size: int = 256, *, progress: bool = True, rank: int = 0, world_size: int = 1) -> None:
+    """Encode the manifest `entries` ({"path", "description", ...}) with the frozen codec into `out_dir` (a stereo
+    codec reads each file as two channels: codec/stereo.py).
 
     This process writes shards rank, rank + world_size, ...; shards already on disk are kept (resume).
     Open the result with `TokenCache(out_dir)` once every rank is done.
@@ -87,7 +89,7 @@ def cache_meta(num_codebooks: int, cardinality: int, frame_rate: float, shard_si
             "shard_size": shard_size, "shards": shard_count, "source": source}
 
 
-def fingerprint(codec: Codec, entries: list[dict[str, Any]]) -> str:
+def fingerprint(codec: Codec | InterleavedStereoCodec, entries: list[dict[str, Any]]) -> str:
     """A digest of the codec's weights and config and of the manifest entries: what a cache was built from."""
     digest = hashlib.sha256(json.dumps(entries, sort_keys=True).encode())
     digest.update(json.dumps(codec.num_codebooks).encode())
@@ -112,7 +114,7 @@ def prepare_folder(out_dir: str | Path, meta: dict[str, Any]) -> None:
 
 
 @torch.inference_mode()
-def encode_clips(codec: Codec, entries: list[dict[str, Any]],
+def encode_clips(codec: Codec | InterleavedStereoCodec, entries: list[dict[str, Any]],
                  bar: tqdm) -> tuple[list[tuple[torch.Tensor, dict[str, Any]]], SkippedFiles]:
     """(codes [K, T], entry) for each usable entry, in order, and the skipped ones with their reasons."""
     device = next(codec.parameters()).device
