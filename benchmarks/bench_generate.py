@@ -10,7 +10,7 @@ over the rounds.
 
 Columns: steps/s; ratio to transformers; fraction of the weight-streaming bound (benchmarks/streaming_bound.py,
 measured first with the decoder's own matrix shapes: float32 sides against the float32 bound, int8 against
-the int8 bytes at the same rate); peak memory (the worker's resident-set high-water mark while generating,
+the int8 bytes at the same rate, none for int4); peak memory (the worker's resident-set high-water mark while generating,
 model included, or CUDA's peak allocation). Then the codec (CPU), in turn in one process: transformers'
 EncodecModel.decode against this project's Codec.decode (weight norm folded) on the same codes and weights,
 with their largest difference.
@@ -34,8 +34,6 @@ import time
 from pathlib import Path
 
 import torch
-
-from codec import Codec
 import transformers
 from streaming_bound import SHAPES as BOUND_SHAPES
 from streaming_bound import measure_bound
@@ -49,11 +47,12 @@ from transformers import (
     T5Tokenizer,
 )
 
+from codec import Codec
 from musicgen import MusicGen
 from musicgen.hf import read_hf_weights, split_prefix
 
 SHAPES = {name: dict(num_attention_heads=sizes["hidden_size"] // 64, **sizes) for name, sizes in BOUND_SHAPES.items()}
-SIDES = ("transformers", "ours", "ours-int8")
+SIDES = ("transformers", "ours", "ours-int8", "ours-int4")  # ours-X: MusicGen.from_pretrained(quantize="X")
 PROMPT = "lo-fi piano with soft drums"
 CODEC_CODES = "codec_codes.pt"
 
@@ -84,6 +83,11 @@ def build_hf_directory(shape: str, path: Path) -> None:
 
 # ---- worker: one side in its own process, driven by lines on stdin ----------------------------------------------
 
+def quantization(side: str) -> str | None:
+    """The `quantize` argument of a side: "int8" for ours-int8, "int4" for ours-int4, None for the others."""
+    return side.removeprefix("ours-") if side.startswith("ours-") else None
+
+
 class Side:
     """One side loaded from the directory: generate(batch, frames) and decode(codes) as the benchmark times them."""
 
@@ -95,7 +99,7 @@ class Side:
             self.num_codebooks = self.model.decoder.num_codebooks
         else:
             self.model = MusicGen.from_pretrained(directory, device=device, dtype=dtype,
-                                                  quantize="int8" if side == "ours-int8" else None, compile=compile)
+                                                  quantize=quantization(side), compile=compile)
             self.num_codebooks = self.model.lm.config.num_codebooks
 
     def generate(self, batch: int, frames: int, seed: int) -> None:
@@ -214,11 +218,11 @@ def bench_shape(shape: str, args: argparse.Namespace, bound: dict | None) -> lis
     for side, timings in results.items():
         generate = statistics.median(t["generate_s"] for t in timings)
         decode = statistics.median(t["decode_s"] for t in timings)
-        row = {"shape": shape, "device": args.device, "precision": "int8" if side == "ours-int8" else args.dtype,
+        row = {"shape": shape, "device": args.device, "precision": quantization(side) or args.dtype,
                "side": side, "threads": args.threads, "frames": args.frames, "steps": steps,
                "steps_per_s": round(steps / (generate - decode), 2), "total_steps_per_s": round(steps / generate, 2),
                "codec_decode_s": round(decode, 3), "peak_mb": peaks[side]}
-        if bound is not None:
+        if bound is not None and side != "ours-int4":
             limit = bound["int8_bound_steps_per_s"] if side == "ours-int8" else bound["bound_steps_per_s"]
             row["of_bound"] = round(row["steps_per_s"] / limit, 3)
         rows.append(row)

@@ -76,13 +76,14 @@ class MusicGen(AudiocraftCalls, MelodyGeneration):
         device: "cpu", "cuda", "cuda:1", ... (default: CUDA when available). dtype: the LM's float type
         (default float32; float16 or bfloat16 on GPU); the text encoder and the codec stay in float32.
         quantize="int8": int8 LM weights (on the CPU through torch's dynamic quantization kernel), about 2x
-        faster decoding than float32 on the CPU, close to but not exactly float32's tokens (the default None keeps the published weights as they are).
+        faster decoding than float32 on the CPU, close to but not exactly float32's tokens (the default None keeps the published weights as they are);
+        quantize="int4": 4-bit weights with a scale and zero point per 64 inputs (fast_linear.Int4Linear), the least memory.
         compile=True: the LM's decode step compiled for fixed shapes (`LM.compile_decode`; CUDA graphs on GPU,
         where it pays; the first generation of each length compiles first).
         """
         device, dtype = resolve_device(device), resolve_dtype(dtype)
-        if quantize not in (None, "int8"):
-            raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+        if quantize not in (None, "int8", "int4"):
+            raise ValueError(f"quantize must be None, 'int8' or 'int4', got {quantize!r}")
         path = checkpoint_folder(path) if path is not None else DEFAULT_CHECKPOINT  # a hub id: the local HF cache
         if not path.is_dir():
             hint = " (the embedded default model is not there yet)" if path == DEFAULT_CHECKPOINT else ""
@@ -90,8 +91,8 @@ class MusicGen(AudiocraftCalls, MelodyGeneration):
         parts = load_parts(path)
         model = cls(parts.config, parts.lm, parts.conditioner, parts.codec)
         model.to(device, dtype)
-        if quantize == "int8":
-            model.lm.quantize_int8()
+        if quantize is not None:
+            {"int8": model.lm.quantize_int8, "int4": model.lm.quantize_int4}[quantize]()
         if compile:
             model.lm.compile_decode()
         return model
@@ -99,7 +100,7 @@ class MusicGen(AudiocraftCalls, MelodyGeneration):
     def save_pretrained(self, path: str | Path) -> None:
         """Write this project's layout (see the module docstring); `from_pretrained(path)` reads it back."""
         if self.lm.quantized:
-            raise ValueError("an int8-quantized LM cannot be saved; save the model loaded without quantize")
+            raise ValueError("an int8- or int4-quantized LM cannot be saved; save the model loaded without quantize")
         self.lm.unpack()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)

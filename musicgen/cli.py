@@ -79,7 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--downbeat", type=_non_negative_float, default=0.0, metavar="SECONDS",
         help="with --continue-from: where in the recording a bar starts, for a model with a beat clock (default 0)")
     add("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: CUDA if available")
-    add("--int8", action="store_true", help="int8 weight-only LM layers: faster on the CPU, not bit-exact")
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--int8", action="store_true", help="int8 weight-only LM layers: faster on the CPU, not bit-exact")
+    weights.add_argument("--int4", action="store_true",
+                         help="int4 weight-only LM layers (a scale and zero point per 64 inputs): least memory, not bit-exact")
     add("--normalize", action="store_true", help="scale every file to a -1 dBFS peak")
     add("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -317,7 +320,7 @@ def _load_model(args: argparse.Namespace):
     disable_progress_bar()  # transformers' bar over the text encoder's weights: noise next to ours
     device = None if args.device == "auto" else args.device
     try:
-        return MusicGen.from_pretrained(args.model, device=device, quantize="int8" if args.int8 else None)
+        return MusicGen.from_pretrained(args.model, device=device, quantize="int8" if args.int8 else "int4" if args.int4 else None)
     except (OSError, ValueError) as error:
         raise UserError(f"cannot load the model: {error}") from error
 

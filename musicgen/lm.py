@@ -12,6 +12,9 @@ A prefix of P rows may come before the tokens, under the same causal self-attent
 tokens then at P ..): for a melody-conditioned LM (chroma_bins > 0) the projected chroma, tiled or cut to
 chroma_frames rows; for an LM without cross-attention (cross_attention false) the projected text after it, padding
 rows zero. MusicGen's melody models have both: [chroma rows, text rows, tokens]. The prefix's outputs are not scored.
+With chroma_stride (this project's melody models, which keep cross-attention to the text), the rows still come
+first in the cache but are encoded where they sound: chroma row j at step j * chroma_stride, the tokens at their own
+steps, so that a step finds the melody of its time by position alone.
 
 `LM.forward` scores a whole sequence at once (teacher forcing). Generation instead calls
 `setup_caches` once, then `decode` with a few steps at a time: every self-attention layer writes
@@ -21,8 +24,8 @@ of it (shapes fixed from step to step, for `compile_decode`'s compiled or graph-
 condition's cross-attention keys and values (and the prefix rows) are computed once per call by `memory`;
 `prefill` writes the prefix and the first steps into the cache, and every `decode` after it reads them. A decode
 step streams every weight once for a few rows, so it is bound by memory traffic: `pack_for_cpu` lays the float32
-weights out for oneDNN's CPU matmul and `quantize_int8` swaps them for int8 ones, both after `fuse_projections`
-has made one matmul of each layer's query/key/value and of the heads.
+weights out for oneDNN's CPU matmul and `quantize_int8` or `quantize_int4` swaps them for int8 or int4 ones, all after
+`fuse_projections` has made one matmul of each layer's query/key/value and of the heads.
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ from .attention import CrossAttention, KVCache, SelfAttention
 from .beat_clock import BeatClock
 from .chroma import null_chroma, tile_frames
 from .config import LMConfig
-from .fast_linear import Int8Linear, PackedLinear, can_pack
+from .fast_linear import INT4_GROUP_SIZE, Int4Linear, Int8Linear, PackedLinear, can_pack
 from .positions import rotary_angles, sinusoidal_positions
 from .tempo_head import TempoHead
 
@@ -48,7 +51,7 @@ ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}  # by LMConfig.activation (config
 
 def replaced_for_inference(name: str) -> bool:
     """Whether an LM state-dict tensor belongs to the layers or heads, whose matrices `pack_for_cpu` and
-    `quantize_int8` replace by new ones (for `codec.model.read_weights`'s `copy`)."""
+    `quantize_int8`/`quantize_int4` replace by new ones (for `codec.model.read_weights`'s `copy`)."""
     return name.startswith(("layers.", "heads."))
 
 
@@ -222,6 +225,11 @@ class LM(nn.Module):
         """Fuse the projections, then swap every Linear of the layers and heads for an Int8Linear (generation only)."""
         return self.fuse_projections()._swap_linears(nn.Linear, Int8Linear)
 
+    def quantize_int4(self, group_size: int = INT4_GROUP_SIZE) -> LM:
+        """Fuse the projections, then swap every Linear of the layers and heads for an Int4Linear with a scale and zero
+        point per group_size inputs (generation only)."""
+        return self.fuse_projections()._swap_linears(nn.Linear, lambda linear: Int4Linear(linear, group_size))
+
     def pack_for_cpu(self) -> LM:
         """Fuse the projections, then swap every Linear of the layers and heads for a PackedLinear (faster CPU decoding).
 
@@ -270,7 +278,7 @@ class LM(nn.Module):
 
     @property
     def quantized(self) -> bool:
-        return any(isinstance(module, Int8Linear) for module in self.modules())
+        return any(isinstance(module, (Int8Linear, Int4Linear)) for module in self.modules())
 
     @property
     def packed(self) -> bool:
@@ -319,16 +327,20 @@ class LM(nn.Module):
         (which come first in the output when with_prefix) -> hidden [B, (P +) S', D]."""
         if tokens.dim() != 3 or tokens.shape[1] != self.config.num_codebooks:
             raise ValueError(f"tokens must be [B, K={self.config.num_codebooks}, S], got {tuple(tokens.shape)}")
-        at = positions + memory.prefix_length
-        x = self._placed(sum(embedding(tokens[:, k]) for k, embedding in enumerate(self.embeddings)), at)
+        at = positions + memory.prefix_length  # cache slots, and the encoded positions but with chroma_stride
+        stride = self.config.chroma_stride
+        encoded = positions if stride else at
+        x = self._placed(sum(embedding(tokens[:, k]) for k, embedding in enumerate(self.embeddings)), encoded)
         if memory.clock is not None:
             x = x + self.beat_clock(positions, memory.clock)
         if with_prefix and memory.prefix is not None:
             before = torch.arange(memory.prefix_length, device=at.device)
-            x, at = torch.cat([self._placed(memory.prefix.to(x.dtype), before), x], dim=1), torch.cat([before, at])
+            prefix_encoded = before * stride if stride else before
+            x = torch.cat([self._placed(memory.prefix.to(x.dtype), prefix_encoded), x], dim=1)
+            at, encoded = torch.cat([before, at]), torch.cat([prefix_encoded, encoded])
         rotation = None
         if self.config.position_encoding == "rope":
-            rotation = rotary_angles(at, self.config.head_dim, x.dtype)
+            rotation = rotary_angles(encoded, self.config.head_dim, x.dtype)
         if self.config.dropout and self.training:
             x = F.dropout(x, self.config.dropout, True)
         for index, layer in enumerate(self.layers):

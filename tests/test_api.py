@@ -41,7 +41,7 @@ def test_int8_model_generates_and_refuses_to_be_saved(hf_directory, tmp_path):
     with pytest.raises(ValueError, match="int8"):
         quantized.save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="quantize"):
-        MusicGen.from_pretrained(hf_directory, quantize="int4")
+        MusicGen.from_pretrained(hf_directory, quantize="int3")
 
 
 @pytest.mark.parametrize("pattern", [PatternConfig("valley"), PatternConfig("delay", {"delays": [0, 1, 1, 1]})])

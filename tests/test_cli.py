@@ -127,6 +127,7 @@ def test_a_failure_mid_batch_keeps_the_files_written_and_names_the_batch(model_d
     (["--text", "120 bpm or tempo 90"], "states 2 tempi (90, 120 BPM)"),
     (["--text", "a", "--unconditional", "2"], "not allowed with argument"),
     (["--unconditional", "0"], "--unconditional: expected an integer > 0"),
+    (["--text", "a", "--int8", "--int4"], "not allowed with argument"),
     (["--text", "a", "--text", "b", "--text", "c", "--melody", "m.wav", "--melody", "m.wav"],
      "give one --melody for all 3 prompts, or one per prompt in order; got 2"),
     (["--continue-from", "riff.wav", "--melody", "m.wav"], "--melody and --continue-from do not go together"),
@@ -237,6 +238,15 @@ def test_unconditional_files_are_the_apis_empty_prompts(model_dir, tmp_path):
     for record, wav in zip(records(result), expected):
         written, _ = soundfile.read(str(tmp_path / record["path"]), dtype="float32", always_2d=True)
         assert np.abs(written[:, 0] - wav[0].clamp(-1, 1).numpy()).max() <= 1 / 2**15
+
+
+def test_int4_files_are_the_apis_int4_generation(model_dir, tmp_path):
+    result = generate("--text", "a", "--duration", "0.01", "--seed", "4", "--int4", "--model", str(model_dir),
+                      "--quiet", "--out", "a.wav", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    expected = MusicGen.from_pretrained(model_dir, device="cpu", quantize="int4").generate(["a"], duration=0.01, seed=4)
+    written, _ = soundfile.read(str(tmp_path / "a.wav"), dtype="float32", always_2d=True)
+    assert np.abs(written[:, 0] - expected[0, 0].clamp(-1, 1).numpy()).max() <= 1 / 2**15
 
 
 def test_a_hub_id_loads_from_the_cache_the_environment_names(tmp_path):

@@ -1,4 +1,5 @@
-"""The fast generation paths give the tokens of the plain one: packed float32 weights, int8 weights, a compiled decode.
+"""The fast generation paths give the tokens of the plain one: packed float32 weights, int8 and int4 weights, a compiled
+decode.
 
 Speed itself is measured by benchmarks/bench_generate.py, never asserted here.
 """
@@ -98,7 +99,8 @@ def train_to_memorise(lm: LM, codes: torch.Tensor, condition: torch.Tensor, mask
     return loss.item()
 
 
-def test_int8_greedy_tokens_mostly_agree_with_float32_on_a_trained_lm():
+@pytest.mark.parametrize("quantize", [LM.quantize_int8, LM.quantize_int4], ids=["int8", "int4"])
+def test_quantized_greedy_tokens_mostly_agree_with_float32_on_a_trained_lm(quantize):
     lm = tiny_lm()
     codes = torch.randint(0, CARD, (6, K, 16), generator=torch.Generator().manual_seed(2))
     condition, mask = conditions(6)
@@ -107,10 +109,10 @@ def test_int8_greedy_tokens_mostly_agree_with_float32_on_a_trained_lm():
                              torch.cat([mask, null_rows[1]]), steps=60) < 0.5
     pattern = get_provider("delay", K).get_pattern(16)
     float_codes = generate_codes(lm, pattern, condition, mask, sampling=GREEDY)
-    int8_codes = generate_codes(copy.deepcopy(lm).quantize_int8(), pattern, condition, mask, sampling=GREEDY)
+    quantized_codes = generate_codes(quantize(copy.deepcopy(lm)), pattern, condition, mask, sampling=GREEDY)
     assert (float_codes == codes).float().mean() > 0.9, "the float model should have learnt its sequences"
-    agreement = (int8_codes == float_codes).float().mean().item()
-    assert agreement >= 0.9, f"int8 greedy tokens agree with float32 on {agreement:.0%}"
+    agreement = (quantized_codes == float_codes).float().mean().item()
+    assert agreement >= 0.9, f"quantized greedy tokens agree with float32 on {agreement:.0%}"
 
 
 class GraphCounter:
