@@ -144,7 +144,8 @@ def run(model: MusicGen, data: str | None, *, count: int, duration: float, batch
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="musicgen-eval-melody", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="a melody-conditioned checkpoint directory")
+    parser.add_argument("--model", default=None,
+                        help="a melody-conditioned checkpoint directory (default: the embedded model)")
     parser.add_argument("--data", default=None, help="manifest of clips with melody stems (default: render --count "
                                                      "held-out clips with theirs)")
     parser.add_argument("--count", type=int, default=64, help="clips to evaluate (the manifest's first)")

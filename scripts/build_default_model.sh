@@ -15,9 +15,11 @@ RUNS=${RUNS:-runs/default}
 export OMP_NUM_THREADS=1            # two single-threaded processes beat one two-threaded one on 2 cores
 TORCHRUN=(torchrun --standalone --nproc_per_node=2)
 
-# 1. Synthetic captioned music: 3000 training clips of 10 s (8.3 h) and 200 of held-out combinations.
-[ -f "$DATA/train/manifest.jsonl" ] || musicgen-make-data --out "$DATA/train" --count 3000 --seed 0 --workers 2
-[ -f "$DATA/heldout/manifest.jsonl" ] || musicgen-make-data --out "$DATA/heldout" --count 200 --seed 0 --split heldout --workers 2
+# 1. Synthetic captioned music: 3000 training clips of 10 s (8.3 h) and 200 of held-out combinations, each with its
+#    melody stem (the clip without drums) for step 4b.
+[ -f "$DATA/train/manifest.jsonl" ] || musicgen-make-data --out "$DATA/train" --count 3000 --seed 0 --workers 2 --write-melody
+[ -f "$DATA/heldout/manifest.jsonl" ] || musicgen-make-data --out "$DATA/heldout" --count 200 --seed 0 --split heldout \
+    --workers 2 --write-melody
 
 # The training stages resume by the newest checkpoint step of their run folder, so a warm restart
 # (a longer cosine picked up at the step reached) is a second call with more steps.
@@ -59,10 +61,17 @@ train_codec_until 5000
     --resume codec="$RUNS/codec-istft/model" text_encoder="$RUNS/text_encoder" run_dir="$RUNS/lm" \
     data.manifest="$DATA/train/manifest.jsonl" data.valid_manifest="$DATA/heldout/manifest.jsonl"
 
+# 4b. Melody conditioning (configs/lm/melody_finetune.yaml): the LM gains a zero chroma projection and is fine-tuned
+#     1500 steps on windows conditioned on the chroma of the same span of their melody stem (0.3 of them without).
+[ "$(newest_step "$RUNS/lm-melody")" -ge 1500 ] || "${TORCHRUN[@]}" -m musicgen.train \
+    --config configs/lm/melody_finetune.yaml --resume init_from="$RUNS/lm/model" run_dir="$RUNS/lm-melody" \
+    data.manifest="$DATA/train/manifest.jsonl" data.valid_manifest="$DATA/heldout/manifest.jsonl"
+
 # 5. Ship it, with the instrument classifier the evaluation judges by.
-rm -rf checkpoints/default && mkdir -p checkpoints && cp -r "$RUNS/lm/model" checkpoints/default
+rm -rf checkpoints/default && mkdir -p checkpoints && cp -r "$RUNS/lm-melody/model" checkpoints/default
 [ -d checkpoints/analysers/instrument ] || musicgen-train-analyser --out checkpoints/analysers/instrument \
     --count 1600 --workers 2
 
 # 6. Measured quality on held-out prompts and held-out renders (the table in the README).
 musicgen-eval --count 64 --duration 5 --codec-audio "$DATA/heldout/manifest.jsonl" --json "$RUNS/eval.json"
+musicgen-eval-melody --data "$DATA/heldout/manifest.jsonl" --count 64 --json "$RUNS/eval-melody.json"

@@ -44,18 +44,21 @@ def feature_extractor(monkeypatch):
     return on_stand_in(monkeypatch)
 
 
-def build_hf_melody(path: Path, shape: str = "k4", *, max_positions: int = 2048) -> MusicgenMelodyForConditionalGeneration:
+def build_hf_melody(path: Path, shape: str = "k4", *, max_positions: int = 2048,
+                    audio_channels: int = 1) -> MusicgenMelodyForConditionalGeneration:
     """Save a random MusicgenMelodyForConditionalGeneration and its tokenizer to path, its decoder weights and
-    projections drawn wide enough (std 0.2, 0.5) for the text and the melody to steer the codes."""
+    projections drawn wide enough (std 0.2, 0.5) for the text and the melody to steer the codes; with
+    audio_channels=2 a stereo-melody one (twice the codec's codebooks, left and right interleaved)."""
     torch.manual_seed(1)
     sizes, tokenizer = SHAPES[shape], tiny_tokenizer()
     card = sizes["decoder"]["vocab_size"]
+    decoder_sizes = {**sizes["decoder"], "num_codebooks": sizes["decoder"]["num_codebooks"] * audio_channels}
     config = MusicgenMelodyConfig(
         text_encoder=T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4).to_dict(),
         audio_encoder=EncodecConfig(audio_channels=1, num_filters=4, hidden_size=16, normalize=False, num_lstm_layers=1,
                                     **sizes["encodec"]).to_dict(),
         decoder=MusicgenMelodyDecoderConfig(pad_token_id=card, bos_token_id=card, max_position_embeddings=max_positions,
-                                            **sizes["decoder"]).to_dict(),
+                                            audio_channels=audio_channels, **decoder_sizes).to_dict(),
         **MELODY_SHAPES[shape])
     model = MusicgenMelodyForConditionalGeneration(config).eval()
     with torch.no_grad():
@@ -86,14 +89,16 @@ def hf_chroma(extractor, wavs: list[torch.Tensor | None]) -> torch.Tensor:
 def hf_melody_greedy(model: MusicgenMelodyForConditionalGeneration, prompts: list[str], chroma: torch.Tensor | None,
                      frames: int) -> tuple[torch.Tensor, torch.Tensor]:
     """transformers' greedy CFG 3 generation on chroma [B, T, bins] (None: none given): codes [B, K, T] as they go to
-    the audio decoder, and the audio [B, 1, N]."""
+    the audio decoder (a stereo model decodes its left codebooks, then its right: interleaved back here), and the
+    audio [B, C, N]."""
     inputs = tiny_tokenizer()(prompts, padding=True, return_tensors="pt")
     extra = {} if chroma is None else {"input_features": chroma}
     decoder = model.audio_encoder
+    max_delay = model.decoder.num_codebooks // model.decoder.config.audio_channels - 1
     with torch.no_grad(), patch.object(decoder, "decode", wraps=decoder.decode) as decode:
         audio = model.generate(**inputs, **extra, do_sample=False, guidance_scale=3.0,
-                               max_new_tokens=frames + model.decoder.num_codebooks - 1)
-    return decode.call_args.args[0][0], audio
+                               max_new_tokens=frames + max_delay)
+    return torch.stack([call.args[0][0] for call in decode.call_args_list], dim=2).flatten(1, 2), audio
 
 
 def changed(codes: torch.Tensor, other: torch.Tensor) -> float:
@@ -117,6 +122,20 @@ def test_greedy_cfg_with_melodies_matches_transformers(tmp_path, feature_extract
     assert torch.equal(codes, codes_ref)
     assert audio.shape == audio_ref.shape
     assert (audio - audio_ref).abs().max() < 1e-3
+
+
+def test_stereo_melody_matches_transformers(tmp_path, feature_extractor):
+    """musicgen-stereo-melody's layout: the melody decoder predicting L0 R0 L1 R1 ..., each half decoded alone."""
+    reference = build_hf_melody(tmp_path, "k4", audio_channels=2)
+    chroma = hf_chroma(feature_extractor(sampling_rate=RATE, num_chroma=12, hop_length=CHROMA_HOPS["k4"]), melodies())
+    codes_ref, audio_ref = hf_melody_greedy(reference, PROMPTS, chroma, FRAMES)
+    model = MusicGen.from_pretrained(tmp_path, device="cpu")
+    audio, codes = model.generate_with_chroma(PROMPTS, melodies(), RATE, duration=FRAMES / model.frame_rate,
+                                              return_codes=True, **GREEDY)
+    assert codes.shape == codes_ref.shape == (3, 2 * SHAPES["k4"]["decoder"]["num_codebooks"], FRAMES)
+    assert torch.equal(codes, codes_ref)
+    assert audio.shape == audio_ref.shape == (3, 2, audio.shape[-1])
+    assert (audio - audio_ref).abs().max() < 1e-3 and not torch.equal(audio[:, 0], audio[:, 1])
 
 
 def test_text_alone_is_no_melody_as_in_transformers(tmp_path):
