@@ -3,9 +3,11 @@
 #
 #   bash scripts/build_default_model.sh
 #
-# About 2.35 hours, 2.2 of them training (measured on 2 cores of a Xeon with AMX): data 40 s, codec 32 min, its
+# About 3.1 hours, 3.0 of them training: data 40 s (without the melody stems; with them not timed idle), codec 32 min, its
 # inverse-STFT decoder ~39 min, token cache ~4 min, LM ~62 min (bfloat16 autocast: set cpu_bf16=false on a CPU
-# without AMX, where it is slower than float32), instrument classifier 1 min, evaluation 1 min.
+# without AMX, where it is slower than float32), instrument classifier 1 min, evaluation 1 min (measured on 2 cores of
+# a Xeon with AMX); the melody fine-tune 46 min (1500 steps at 1.6 to 2.4 s, measured on 2 cores of an AMD EPYC
+# shared with other jobs), melody evaluation 2 min.
 # Every stage is skipped when its output exists and the training stages resume from their newest
 # checkpoint, so an interrupted build continues where it stopped when the script is run again.
 set -euo pipefail
@@ -65,7 +67,8 @@ train_codec_until 5000
 #     1500 steps on windows conditioned on the chroma of the same span of their melody stem (0.3 of them without).
 [ "$(newest_step "$RUNS/lm-melody")" -ge 1500 ] || "${TORCHRUN[@]}" -m musicgen.train \
     --config configs/lm/melody_finetune.yaml --resume init_from="$RUNS/lm/model" run_dir="$RUNS/lm-melody" \
-    data.manifest="$DATA/train/manifest.jsonl" data.valid_manifest="$DATA/heldout/manifest.jsonl"
+    data.manifest="$DATA/train/manifest.jsonl" data.valid_manifest="$DATA/heldout/manifest.jsonl" \
+    data.cache_dir="$RUNS/lm/tokens"   # step 4's tokens (the same manifests, stems named): nothing to tokenize
 
 # 5. Ship it, with the instrument classifier the evaluation judges by.
 rm -rf checkpoints/default && mkdir -p checkpoints && cp -r "$RUNS/lm-melody/model" checkpoints/default

@@ -36,3 +36,12 @@ def test_cli_uses_the_embedded_model_by_default(tmp_path):
 def test_shipped_checkpoint_stays_small():
     size = sum(path.stat().st_size for path in DEFAULT_CHECKPOINT.parent.rglob("*") if path.is_file())
     assert size <= 60 * 2**20
+
+
+def test_shipped_checkpoint_takes_a_melody():
+    model = MusicGen.from_pretrained(device="cpu")
+    assert model.lm.config.melody and model.lm.config.chroma_stride > 0
+    time = torch.arange(2 * 16000) / 16000
+    tune = torch.sin(2 * torch.pi * torch.where(time < 1, 440.0, 587.33) * time)[None] * 0.3  # A4 then D5
+    wav = model.generate_with_chroma([PROMPT], [tune], 16000, duration=1.0, seed=0)
+    assert wav.shape == (1, 1, 16000) and torch.isfinite(wav).all() and wav.abs().max() > 0.01
