@@ -124,15 +124,19 @@ def test_greedy_cfg_with_melodies_matches_transformers(tmp_path, feature_extract
     assert (audio - audio_ref).abs().max() < 1e-3
 
 
-def test_stereo_melody_matches_transformers(tmp_path, feature_extractor):
+@pytest.mark.parametrize("shape", list(MELODY_SHAPES))
+def test_stereo_melody_matches_transformers(tmp_path, feature_extractor, shape):
     """musicgen-stereo-melody's layout: the melody decoder predicting L0 R0 L1 R1 ..., each half decoded alone."""
-    reference = build_hf_melody(tmp_path, "k4", audio_channels=2)
-    chroma = hf_chroma(feature_extractor(sampling_rate=RATE, num_chroma=12, hop_length=CHROMA_HOPS["k4"]), melodies())
-    codes_ref, audio_ref = hf_melody_greedy(reference, PROMPTS, chroma, FRAMES)
+    reference = build_hf_melody(tmp_path, shape, audio_channels=2)
+    extractor = feature_extractor(sampling_rate=RATE, num_chroma=MELODY_SHAPES[shape]["num_chroma"],
+                                  hop_length=CHROMA_HOPS[shape])
+    if shape == "k2":
+        extractor.save_pretrained(tmp_path)
+    codes_ref, audio_ref = hf_melody_greedy(reference, PROMPTS, hf_chroma(extractor, melodies()), FRAMES)
     model = MusicGen.from_pretrained(tmp_path, device="cpu")
     audio, codes = model.generate_with_chroma(PROMPTS, melodies(), RATE, duration=FRAMES / model.frame_rate,
                                               return_codes=True, **GREEDY)
-    assert codes.shape == codes_ref.shape == (3, 2 * SHAPES["k4"]["decoder"]["num_codebooks"], FRAMES)
+    assert codes.shape == codes_ref.shape == (3, 2 * SHAPES[shape]["decoder"]["num_codebooks"], FRAMES)
     assert torch.equal(codes, codes_ref)
     assert audio.shape == audio_ref.shape == (3, 2, audio.shape[-1])
     assert (audio - audio_ref).abs().max() < 1e-3 and not torch.equal(audio[:, 0], audio[:, 1])
