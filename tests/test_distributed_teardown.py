@@ -57,8 +57,11 @@ def succeed() -> None:
         if env.rank == 1:
             time.sleep(SLOW_RANK_DELAY)
         arrived = time.time()
-    print(json.dumps({"rank": env.rank, "arrived": arrived, "left": time.time(), "threads_in_group": threads_in_group,
-                      "threads_after": gloo_threads()}), flush=True)
+    # One write of the whole line: torchrun runs the ranks unbuffered (python -u), where print's text and its newline
+    # are two writes, and the other rank's line can land between them.
+    sys.stdout.write(json.dumps({"rank": env.rank, "arrived": arrived, "left": time.time(),
+                                 "threads_in_group": threads_in_group, "threads_after": gloo_threads()}) + "\n")
+    sys.stdout.flush()
 
 
 def fail() -> None:
