@@ -33,12 +33,11 @@ import torch
 import torch.nn.functional as F
 
 from infra.audio import read_audio
-from infra.manifest import read_manifest
+from infra.manifest import MELODY_KEY, read_manifest
 from musicgen.api import MusicGen
 from musicgen.chroma import chroma_energy
 from synthetic.dataset import write_dataset
 
-MELODY_KEY = "melody_path"  # a manifest row's melody stem, relative to the manifest's folder as its path is
 KINDS = ("with_melody", "without_melody", "renders")
 TITLES = {"with_melody": "with melody", "without_melody": "without (chance)", "renders": "renders (ceiling)"}
 MEASURES = {"chroma_cosine": "chroma cosine", "pitch_class_agreement": "pitch-class agreement"}
@@ -64,7 +63,7 @@ def load_clips(manifest: str | Path, count: int, sample_rate: int, duration: flo
     clips = []
     for row in rows:
         render = read_audio(row["path"], sample_rate, 1)[0]
-        stem = read_audio(Path(manifest).parent / row[MELODY_KEY], sample_rate, 1)[0]
+        stem = read_audio(row[MELODY_KEY], sample_rate, 1)[0]
         length = min(render.shape[-1], stem.shape[-1])
         if length < round(duration * sample_rate):
             raise ValueError(f"{row['path']} and its stem last {length / sample_rate:.2f} s, shorter than the "

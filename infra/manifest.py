@@ -64,10 +64,14 @@ def list_audio_paths(source: str | Path) -> list[Path]:
     raise ValueError(f"expected a folder of audio files or a .jsonl manifest, got {source}")
 
 
+MELODY_KEY = "melody_path"  # a row's melody stem (`musicgen-make-data --write-melody`), a path as "path" is
+
+
 def read_manifest(manifest: str | Path) -> list[dict[str, Any]]:
     """The records of a JSONL manifest, one object a line with at least a "path" string.
 
-    Relative paths are made relative to the manifest's folder; other keys are kept as they are.
+    Relative paths ("path", and a melody stem's MELODY_KEY) are made relative to the manifest's folder; other keys are
+    kept as they are.
     """
     manifest = Path(manifest)
     records = []
@@ -80,7 +84,10 @@ def read_manifest(manifest: str | Path) -> list[dict[str, Any]]:
             raise ValueError(f"{manifest}:{number}: not valid JSON ({error.msg})") from None
         if not isinstance(record, dict) or not isinstance(record.get("path"), str):
             raise ValueError(f'{manifest}:{number}: expected an object with a "path" string, got {line.strip()[:80]!r}')
-        records.append({**record, "path": str(manifest.parent / record["path"])})
+        if MELODY_KEY in record and not isinstance(record[MELODY_KEY], str):
+            raise ValueError(f'{manifest}:{number}: "{MELODY_KEY}" must be a path string, got {record[MELODY_KEY]!r}')
+        records.append({**record, **{key: str(manifest.parent / record[key])
+                                     for key in ("path", MELODY_KEY) if key in record}})
     if not records:
         raise ValueError(f"manifest {manifest} lists no audio files")
     return records

@@ -9,7 +9,7 @@ import torch
 from codec.train.data import SegmentDataset
 from infra.audio import mix_channels, read_audio, write_audio
 from infra.batches import StepBatchSampler
-from infra.manifest import list_audio_paths, probe_audio
+from infra.manifest import list_audio_paths, probe_audio, read_manifest
 
 from codec_audio import sine
 
@@ -50,6 +50,12 @@ def test_manifest_relative_paths_and_bad_lines(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"file": "a.wav"}\n')
     with pytest.raises(ValueError, match=r'bad.jsonl:1: expected an object with a "path"'):
         list_audio_paths(tmp_path / "bad.jsonl")
+    (tmp_path / "stems.jsonl").write_text(json.dumps({"path": "a.wav", "melody_path": "a.melody.wav"}) + "\n")
+    assert read_manifest(tmp_path / "stems.jsonl") == [{"path": str(tmp_path / "a.wav"),
+                                                         "melody_path": str(tmp_path / "a.melody.wav")}]
+    (tmp_path / "bad_stem.jsonl").write_text(json.dumps({"path": "a.wav", "melody_path": 3}) + "\n")
+    with pytest.raises(ValueError, match=r'bad_stem.jsonl:1: "melody_path" must be a path string, got 3'):
+        read_manifest(tmp_path / "bad_stem.jsonl")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no audio files found under"):
         list_audio_paths(tmp_path / "empty")

@@ -4,27 +4,26 @@
     chroma = stems.window(clip, start, frames)      # [T_c, bins] one-hot, T_c = frame_count(frames * hop_length)
 
 A clip's stem is the file its manifest row names in `melody_path` (`musicgen-make-data --write-melody` writes them:
-the clip without its drums), resolved against the manifest's folder as `path` is. A window of codec frames
-[start, start + frames) reads the same span of the stem at the codec's rate as mono, zero-padded past the stem's end
+the clip without its drums), resolved against the manifest's folder as `path` is (`infra.manifest.read_manifest`).
+A window of codec frames [start, start + frames) reads the same span of the stem at the codec's rate as mono, zero-padded past the stem's end
 (silence: the "no melody" chroma), and musicgen/chroma.py turns it into chroma as generation does for each long-form
 window (musicgen/melody.py); in both the LM then tiles or cuts it to its chroma_frames rows. The chroma is computed
 for each window rather than cached with the tokens: a window may start at any codec frame, between the frames of a
 chroma of the whole clip, and reading 5 s of a WAV with its STFT takes about 4 ms.
 
-`add_melody` gives an LM without melody conditioning a chroma projection of zeros: every melody then gives the same
-prefix rows, so a fine-tune starts from the LM's text-only behaviour, up to the new rows it attends to and its tokens
-moved that many positions on (musicgen/lm.py's prefix).
+`add_melody` gives an LM without melody conditioning a chroma projection of zeros, summed with each step's input at
+its time (lm.chroma_stride, musicgen/lm.py): a fine-tune starts from exactly the LM's text-only behaviour.
 """
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from infra.audio import BadAudio, read_checked
+from infra.manifest import MELODY_KEY
 from musicgen.api import MusicGen
 from musicgen.chroma import chroma, frame_count, null_chroma
 from musicgen.config import ChromaConfig
@@ -32,13 +31,11 @@ from musicgen.config import ChromaConfig
 from .config import AddMelodyConfig
 from .token_cache import TokenCache
 
-MELODY_KEY = "melody_path"
-
 
 def add_melody(musicgen: MusicGen, settings: AddMelodyConfig) -> MusicGen:
     """Give musicgen's LM melody conditioning: `settings.chroma_bins` bins projected by a zero Linear into
-    chroma_frames rows (0: `frame_count` of the model's longest window, `max_frames` codec frames), encoded at the
-    steps where they sound (lm.chroma_stride: codec frames per chroma frame), and the model's
+    chroma_frames rows (0: `frame_count` of the model's longest window, `max_frames` codec frames), each summed with
+    the inputs of the steps it sounds at (lm.chroma_stride: codec frames per chroma frame), and the model's
     chroma settings. The LM's other weights are kept; an LM that is melody-conditioned already is refused."""
     lm = musicgen.lm
     if lm.config.melody:
@@ -54,13 +51,6 @@ def add_melody(musicgen: MusicGen, settings: AddMelodyConfig) -> MusicGen:
     musicgen.config = dataclasses.replace(musicgen.config, lm=lm.config,
                                           chroma=ChromaConfig(n_fft=settings.n_fft, hop_length=settings.hop_length))
     return musicgen
-
-
-def with_melody_paths(entries: list[dict[str, Any]], manifest: str | Path) -> list[dict[str, Any]]:
-    """Manifest rows (`read_manifest`'s) with their `melody_path` resolved against the manifest's folder, as `path`."""
-    folder = Path(manifest).parent
-    return [{**entry, MELODY_KEY: str(folder / entry[MELODY_KEY])} if isinstance(entry.get(MELODY_KEY), str) else entry
-            for entry in entries]
 
 
 class MelodyStems:

@@ -33,7 +33,7 @@ from musicgen.lm import LM
 from patterns import Pattern, get_provider
 
 from .config import LMTrainConfig
-from .melody import add_melody, with_melody_paths
+from .melody import add_melody
 from .tempo import fit_tempo_head
 from .token_cache import TokenCache, build_token_cache, warn_skipped
 
@@ -121,7 +121,7 @@ def prepare_caches(config: LMTrainConfig, codec: Codec | InterleavedStereoCodec,
     for split, manifest in (("train", config.data.manifest), ("valid", config.data.valid_manifest)):
         folder = cache_dir / split
         if manifest:
-            build_token_cache(codec, with_melody_paths(read_manifest(manifest), manifest), folder,
+            build_token_cache(codec, read_manifest(manifest), folder,
                               config.data.shard_size, progress=env.is_main, rank=env.rank, world_size=env.world_size)
             barrier()
         elif split == "train" and not folder.is_dir():
