@@ -152,7 +152,9 @@ def run_worker(args: argparse.Namespace) -> None:
     side.generate(1, 4, seed=0)
     side.decode(codes[..., :4])
     reset_peak_memory(side.device)
-    print(json.dumps({"ready": args.worker}), flush=True)
+    lm = getattr(side.model, "lm", None)  # ours: the float32 layout its first generation chose (musicgen/cpu_layout.py)
+    layout = None if lm is None or lm.quantized or not lm.fused else "packed" if lm.packed else "plain"
+    print(json.dumps({"ready": args.worker, "layout": layout}), flush=True)
     for line in sys.stdin:
         command, *values = line.split()
         if command == "memory":
@@ -180,7 +182,7 @@ class Worker:
         command += ["--compile"] * (args.compile and side != "transformers")
         self.side = side
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.ask(None)
+        self.layout = self.ask(None)["layout"]
 
     def ask(self, line: str | None) -> dict:
         if line is not None:
@@ -209,6 +211,7 @@ def bench_shape(shape: str, args: argparse.Namespace, bound: dict | None) -> lis
             for worker in workers:
                 results[worker.side].append(worker.ask(f"run 1 {index}"))
         peaks = {worker.side: worker.ask("memory")["peak_mb"] for worker in workers}
+        layouts = {worker.side: worker.layout for worker in workers}
         sweep = [batch_sweep(worker, args) for worker in workers if args.batch_sizes and worker.side != "transformers"]
         for worker in workers:
             worker.close()
@@ -219,7 +222,8 @@ def bench_shape(shape: str, args: argparse.Namespace, bound: dict | None) -> lis
         generate = statistics.median(t["generate_s"] for t in timings)
         decode = statistics.median(t["decode_s"] for t in timings)
         row = {"shape": shape, "device": args.device, "precision": quantization(side) or args.dtype,
-               "side": side, "threads": args.threads, "frames": args.frames, "steps": steps,
+               "side": side if layouts[side] is None else f"{side} ({layouts[side]})", "threads": args.threads,
+               "frames": args.frames, "steps": steps,
                "steps_per_s": round(steps / (generate - decode), 2), "total_steps_per_s": round(steps / generate, 2),
                "codec_decode_s": round(decode, 3), "peak_mb": peaks[side]}
         if bound is not None and side != "ours-int4":

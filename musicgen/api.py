@@ -32,6 +32,7 @@ from .audiocraft_calls import AudiocraftCalls, texts_of
 from .beat_clock import beats_per_frame, with_inferred_tempo
 from .conditioners import TextConditioner, check_prompts
 from .config import MusicGenConfig, Sampling, is_number
+from .cpu_layout import choose_cpu_layout
 from .fast_linear import can_pack
 from .generate import row_generators
 from .hub import checkpoint_folder
@@ -303,15 +304,15 @@ class MusicGen(AudiocraftCalls, MelodyGeneration):
         self._stride_frames(stride)
 
     def _prepare_for_inference(self) -> None:
-        """Fold the codec decoder's weight norm, and on the CPU lay the LM's float32 weights out for oneDNN's matmul
-        (not those of a quantized or compiled LM): at the first generation, and after `to` or `save_pretrained`
-        have unpacked them."""
+        """Fold the codec decoder's weight norm, and on the CPU lay the LM's float32 weights out as this machine
+        decodes fastest (`cpu_layout.choose_cpu_layout`; not those of a quantized or compiled LM): at the first
+        generation, and after `to` or `save_pretrained` have unpacked them."""
         folding = self.codec.decoder_has_weight_norm
-        packing = can_pack(self.lm.norm.weight) and not (self.lm.quantized or self.lm.packed or self.lm.compiled_decode)
+        packing = can_pack(self.lm.norm.weight) and not (self.lm.quantized or self.lm.fused or self.lm.compiled_decode)
         if folding:
             self.codec.remove_weight_norm(decoder_only=True)
         if packing:
-            self.lm.pack_for_cpu()
+            choose_cpu_layout(self.lm)
         if folding or packing:
             _return_freed_memory()
 

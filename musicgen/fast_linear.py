@@ -33,6 +33,7 @@ class PackedLinear(nn.Module):
         super().__init__()
         if linear.bias is not None or linear.weight.dtype != torch.float32 or not linear.weight.is_cpu:
             raise ValueError("PackedLinear packs bias-free float32 Linear layers on the CPU only")
+        self.out_features, self.in_features = linear.weight.shape
         self.register_buffer("weight", torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), PACKED_ROWS))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

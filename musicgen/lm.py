@@ -281,6 +281,11 @@ class LM(nn.Module):
         return any(isinstance(module, (Int8Linear, Int4Linear)) for module in self.modules())
 
     @property
+    def fused(self) -> bool:
+        """Whether `fuse_projections` has run (as packing and quantizing do): laid out for generation."""
+        return self.fused_heads is not None
+
+    @property
     def packed(self) -> bool:
         return any(isinstance(module, PackedLinear) for module in self.modules())
 

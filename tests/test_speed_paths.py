@@ -6,6 +6,7 @@ Speed itself is measured by benchmarks/bench_generate.py, never asserted here.
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ import torch
 from musicgen import MusicGen
 from musicgen.beat_clock import beat_clock
 from musicgen.config import LMConfig, Sampling
+from musicgen.cpu_layout import LAYOUTS, layout_cache_path, machine_key
 from musicgen.fast_linear import can_pack
 from musicgen.generate import generate_codes, row_generators
 from musicgen.lm import LM
@@ -62,25 +64,31 @@ def test_packed_lm_gives_the_float_lm_logits_and_tokens_and_unpacks_to_the_same_
 
 
 @needs_onednn
-def test_generation_packs_once_and_the_model_still_saves_and_moves_as_loaded(tmp_path):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_generation_lays_out_once_and_the_model_still_saves_and_moves_as_loaded(layout, tmp_path, monkeypatch):
+    """The first generation lays the LM out as this machine's remembered measurement says (here written beforehand,
+    for each layout) and fuses its projections; later ones keep that layout; saving and moving undo it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     model = MusicGen.from_pretrained(save_tiny_musicgen(tmp_path), device="cpu")
+    layout_cache_path().parent.mkdir(parents=True)
+    layout_cache_path().write_text(json.dumps({machine_key(model.lm): {"layout": layout}}))
     original = {name: tensor.clone() for name, tensor in model.lm.state_dict().items()}
     _, first = model.generate(["epic"], duration=0.008, seed=0, return_codes=True)
-    assert model.lm.packed and not model.codec.decoder_has_weight_norm
+    assert model.lm.packed == (layout == "packed") and model.lm.fused and not model.codec.decoder_has_weight_norm
     assert model.codec.config.norm == "weight_norm"  # the encoder, unused by generation, is left as loaded
-    packed_weight = model.lm.layers[0].feed_forward.up.weight
+    laid_out_weight = model.lm.layers[0].feed_forward.up.weight
     _, second = model.generate(["epic"], duration=0.008, seed=0, return_codes=True)
-    assert model.lm.layers[0].feed_forward.up.weight is packed_weight  # not packed again
+    assert model.lm.layers[0].feed_forward.up.weight is laid_out_weight  # not laid out again
     assert torch.equal(first, second)
     model.save_pretrained(tmp_path / "saved")
-    assert not model.lm.packed and model.codec.config.norm == "none"  # saved folded whole
+    assert not model.lm.fused and model.codec.config.norm == "none"  # saved folded whole
     reloaded = MusicGen.from_pretrained(tmp_path / "saved", device="cpu")
     assert all(torch.equal(tensor, original[name]) for name, tensor in reloaded.lm.state_dict().items())
     _, third = reloaded.generate(["epic"], duration=0.008, seed=0, return_codes=True)
     assert torch.equal(third, first)
     model.generate(["epic"], duration=0.008, seed=0)
     model.to("cpu")
-    assert not model.lm.packed
+    assert not model.lm.fused
 
 
 def train_to_memorise(lm: LM, codes: torch.Tensor, condition: torch.Tensor, mask: torch.Tensor, steps: int) -> float:
