@@ -46,7 +46,7 @@ class LMConfig:
     cross_attention: bool = True  # False: no cross-attention; the text's rows come before the tokens instead
     chroma_bins: int = 0  # > 0: melody-conditioned, a chroma of that many bins projected into rows before the tokens
     chroma_frames: int = 0  # with chroma_bins: the chroma rows, a melody's chroma tiled or cut to that many
-    chroma_stride: float = 0.0  # > 0: chroma row j encoded at step j * chroma_stride, time-aligned with the tokens
+    chroma_stride: float = 0.0  # > 0: no prefix; step s's input summed with chroma row (s + 1) / chroma_stride
 
     def __post_init__(self) -> None:
         for name in ("num_codebooks", "cardinality", "dim", "num_heads", "num_layers", "ffn_dim", "condition_dim",
@@ -60,9 +60,9 @@ class LMConfig:
                 raise ValueError(f"lm.{name} must be an integer >= 0, got {value!r}")
         if not is_number(self.chroma_stride) or not math.isfinite(self.chroma_stride) or self.chroma_stride < 0:
             raise ValueError(f"lm.chroma_stride must be a finite number >= 0, got {self.chroma_stride!r}")
-        if self.chroma_stride and not (self.chroma_bins and self.cross_attention):
-            raise ValueError("lm.chroma_stride places the chroma rows in time beside the tokens: it needs a melody "
-                             "(lm.chroma_bins > 0) and the text by cross-attention (lm.cross_attention true)")
+        if self.chroma_stride and not self.chroma_bins:
+            raise ValueError("lm.chroma_stride sums each step's input with the chroma row of its time: it needs a "
+                             "melody (lm.chroma_bins > 0)")
         if (self.chroma_bins > 0) != (self.chroma_frames > 0):
             raise ValueError("a melody-conditioned LM needs both lm.chroma_bins and lm.chroma_frames > 0 (neither "
                              f"for one without), got {self.chroma_bins} and {self.chroma_frames}")

@@ -12,9 +12,10 @@ A prefix of P rows may come before the tokens, under the same causal self-attent
 tokens then at P ..): for a melody-conditioned LM (chroma_bins > 0) the projected chroma, tiled or cut to
 chroma_frames rows; for an LM without cross-attention (cross_attention false) the projected text after it, padding
 rows zero. MusicGen's melody models have both: [chroma rows, text rows, tokens]. The prefix's outputs are not scored.
-With chroma_stride (this project's melody models, which keep cross-attention to the text), the rows still come
-first in the cache but are encoded where they sound: chroma row j at step j * chroma_stride, the tokens at their own
-steps, so that a step finds the melody of its time by position alone.
+With chroma_stride (this project's melody models, which keep cross-attention to the text) there is no prefix: the
+chroma is time-aligned instead, each step's input summed with the projected chroma row of the frame it predicts
+(step s + 1 sounds at chroma row (s + 1) / chroma_stride, rounded; the last row past the end), so that a step hears
+the melody of its own time without having to find it by attention (as JASCO's time-aligned conditions do).
 
 `LM.forward` scores a whole sequence at once (teacher forcing). Generation instead calls
 `setup_caches` once, then `decode` with a few steps at a time: every self-attention layer writes
@@ -94,12 +95,14 @@ class Block(nn.Module):
 class Memory:
     """What every step is conditioned on: per-layer cross-attention keys/values [B, H, L, head_dim] and their mask
     [B, 1, 1, L] (both None for an LM without cross-attention), for an LM with a beat clock the clock [B, 2]
-    (`beat_clock.beat_clock`; None: no clock), and the prefix rows [B, P, D] that come before the tokens (None: none)."""
+    (`beat_clock.beat_clock`; None: no clock), the prefix rows [B, P, D] that come before the tokens (None: none), and
+    for an LM with chroma_stride the projected chroma rows [B, chroma_frames, D] summed with the steps' inputs."""
 
     keys_values: list[tuple[torch.Tensor, torch.Tensor]] | None
     mask: torch.Tensor | None
     clock: torch.Tensor | None = None
     prefix: torch.Tensor | None = None
+    aligned_chroma: torch.Tensor | None = None
 
     @property
     def prefix_length(self) -> int:
@@ -187,7 +190,9 @@ class LM(nn.Module):
             raise ValueError("got a chroma for an LM without melody conditioning (lm.chroma_bins = 0)")
         dtype = self.norm.weight.dtype
         projected = self.condition_projection(condition.to(dtype)) * condition_mask[..., None].to(dtype)
-        prefix = [] if self.chroma_projection is None else [self._chroma_rows(chroma, condition.shape[0])]
+        chroma_rows = None if self.chroma_projection is None else self._chroma_rows(chroma, condition.shape[0])
+        aligned = self.config.chroma_stride > 0
+        prefix = [] if chroma_rows is None or aligned else [chroma_rows]
         keys_values = mask = None
         if self.config.cross_attention:
             keys_values = [layer.cross_attention.keys_values(projected) for layer in self.layers]
@@ -198,7 +203,7 @@ class LM(nn.Module):
         else:
             prefix.append(projected)
         return Memory(keys_values, mask, clock if self.beat_clock is not None else None,
-                      torch.cat(prefix, dim=1) if prefix else None)
+                      torch.cat(prefix, dim=1) if prefix else None, chroma_rows if aligned else None)
 
     def _chroma_rows(self, chroma: torch.Tensor | None, batch: int) -> torch.Tensor:
         """chroma [B, T_c, chroma_bins] (None: "no melody", bin 0 in every frame) -> projected rows [B, chroma_frames, D],
@@ -332,26 +337,31 @@ class LM(nn.Module):
         (which come first in the output when with_prefix) -> hidden [B, (P +) S', D]."""
         if tokens.dim() != 3 or tokens.shape[1] != self.config.num_codebooks:
             raise ValueError(f"tokens must be [B, K={self.config.num_codebooks}, S], got {tuple(tokens.shape)}")
-        at = positions + memory.prefix_length  # cache slots, and the encoded positions but with chroma_stride
-        stride = self.config.chroma_stride
-        encoded = positions if stride else at
-        x = self._placed(sum(embedding(tokens[:, k]) for k, embedding in enumerate(self.embeddings)), encoded)
+        at = positions + memory.prefix_length  # cache slots and encoded positions
+        x = self._placed(sum(embedding(tokens[:, k]) for k, embedding in enumerate(self.embeddings)), at)
         if memory.clock is not None:
             x = x + self.beat_clock(positions, memory.clock)
+        if memory.aligned_chroma is not None:
+            x = x + self._chroma_at(memory.aligned_chroma, positions).to(x.dtype)
         if with_prefix and memory.prefix is not None:
             before = torch.arange(memory.prefix_length, device=at.device)
-            prefix_encoded = before * stride if stride else before
-            x = torch.cat([self._placed(memory.prefix.to(x.dtype), prefix_encoded), x], dim=1)
-            at, encoded = torch.cat([before, at]), torch.cat([prefix_encoded, encoded])
+            x = torch.cat([self._placed(memory.prefix.to(x.dtype), before), x], dim=1)
+            at = torch.cat([before, at])
         rotation = None
         if self.config.position_encoding == "rope":
-            rotation = rotary_angles(encoded, self.config.head_dim, x.dtype)
+            rotation = rotary_angles(at, self.config.head_dim, x.dtype)
         if self.config.dropout and self.training:
             x = F.dropout(x, self.config.dropout, True)
         for index, layer in enumerate(self.layers):
             keys_values = None if memory.keys_values is None else memory.keys_values[index]
             x = layer(x, at, self_mask, keys_values, memory.mask, rotation)
         return self.norm(x)
+
+    def _chroma_at(self, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """The chroma rows [B, R, D] of the frames that steps positions [S'] predict -> [B, S', D]: step s + 1 sounds at
+        row (s + 1) / chroma_stride, rounded, and steps past the last row get the last one."""
+        index = torch.round((positions + 1) / self.config.chroma_stride).long().clamp(max=rows.shape[1] - 1)
+        return rows[:, index]
 
     def _placed(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """x [B, S, D] at positions [S] with MusicGen's sinusoids added (rope turns queries and keys instead)."""

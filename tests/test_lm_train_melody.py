@@ -104,7 +104,7 @@ def test_add_melody_keeps_the_checkpoint_and_starts_the_chroma_projection_at_zer
     # chroma_frames 0: the chroma of the longest window (62 frames of 64 samples, a chroma frame every 64) is not tiled
     assert tuned.max_frames == 62 and tuned.lm.config.chroma_frames == 63
     assert tuned.config.lm is tuned.lm.config and tuned.config.chroma == CHROMA
-    # Every melody gives the same prefix rows until the projection is trained.
+    # Every melody gives the same inputs until the projection is trained.
     condition, mask = tuned.conditioner([CAPTION, CAPTION])
     melodies = torch.stack([null_chroma(1, 7, 12)[0], null_chroma(1, 7, 12)[0].roll(3, dims=-1)])
     sequence = torch.randint(0, CARD, (1, NUM_CODEBOOKS, 8)).expand(2, -1, -1)

@@ -228,12 +228,12 @@ def test_long_form_windows_follow_the_melody_as_audiocraft(tmp_path, feature_ext
         assert torch.equal(chroma, hf_chroma(feature_extractor(sampling_rate=RATE), looped))
 
 
-@pytest.mark.parametrize(("cross_attention", "chroma_stride"), [(True, 0.0), (False, 0.0), (True, 2.5)])
+@pytest.mark.parametrize(("cross_attention", "chroma_stride"), [(True, 0.0), (False, 0.0), (True, 2.5), (False, 2.5)])
 @pytest.mark.parametrize("position_encoding", ["sinusoidal", "rope"])
 def test_cached_decoding_after_a_prefix_matches_teacher_forcing(cross_attention, chroma_stride, position_encoding):
-    """Our own LMs may cross-attend to the text and take a chroma prefix too (encoded before the tokens, or where it
-    sounds with chroma_stride): prefill writes the prefix and the first steps into the cache, decode goes on from
-    there, and both give teacher forcing's logits."""
+    """Our own LMs may cross-attend to the text and take a chroma prefix too (or, with chroma_stride, a chroma summed
+    with the steps' inputs): prefill writes the prefix and the first steps into the cache, decode goes on from there,
+    and both give teacher forcing's logits."""
     torch.manual_seed(0)
     lm = LM(LMConfig(num_codebooks=3, cardinality=16, dim=32, num_heads=4, num_layers=2, ffn_dim=64, condition_dim=24,
                      max_positions=64, position_encoding=position_encoding, cross_attention=cross_attention,
@@ -244,7 +244,7 @@ def test_cached_decoding_after_a_prefix_matches_teacher_forcing(cross_attention,
     with torch.no_grad():
         expected = lm(sequence, condition, mask, chroma=chroma)
         memory = lm.memory(condition, mask, chroma=chroma)
-        assert memory.prefix_length == 5 + (0 if cross_attention else 4)
+        assert memory.prefix_length == (0 if chroma_stride else 5) + (0 if cross_attention else 4)
         lm.setup_caches(2, 10, memory.prefix_length)
         steps = [lm.prefill(sequence[..., :4], memory)]
         steps += [lm.decode(sequence[..., step:step + 1], torch.tensor([step]), memory, step + 1)
@@ -284,23 +284,30 @@ def test_bad_melodies_are_refused(tmp_path):
         LMConfig(chroma_bins=12)
 
 
-def test_time_aligned_chroma_rows_are_encoded_where_they_sound():
-    """With chroma_stride the chroma rows are encoded at the steps where they sound, not before the tokens: the same
-    weights give other logits than with the rows placed first; the stride needs a melody and cross-attention."""
+def test_time_aligned_chroma_reaches_each_step_at_its_time():
+    """With chroma_stride each step's input is summed with the chroma row of the frame it predicts (row (s + 1) / 2.5,
+    rounded, here): a change of row 2 leaves the logits of steps 0-2 as they were and changes step 3's (the first to
+    predict a frame of row 2) and every later one's through attention; rows past the chroma's end repeat the last."""
     torch.manual_seed(0)
     sizes = dict(num_codebooks=3, cardinality=16, dim=32, num_heads=4, num_layers=2, ffn_dim=64, condition_dim=24,
                  max_positions=64, chroma_bins=12, chroma_frames=5)
-    aligned = LM(LMConfig(**sizes, chroma_stride=2.5)).eval()
-    before = LM.from_weights(LMConfig(**sizes), aligned.state_dict()).eval()
-    sequence = torch.randint(0, 17, (2, 3, 10))
+    lm = LM(LMConfig(**sizes, chroma_stride=2.5)).eval()
+    sequence = torch.randint(0, 17, (2, 3, 16))
     condition, mask = torch.randn(2, 4, 24), torch.ones(2, 4, dtype=torch.bool)
-    chroma = torch.eye(12)[torch.randint(12, (2, 3))]
+    chroma = torch.eye(12)[torch.randint(12, (2, 5))]
+    changed = chroma.clone()
+    changed[:, 2] = changed[:, 2].roll(3, dims=-1)
+    last_changed = chroma.clone()
+    last_changed[:, 4] = last_changed[:, 4].roll(3, dims=-1)
     with torch.no_grad():
-        assert (aligned(sequence, condition, mask, chroma=chroma)
-                - before(sequence, condition, mask, chroma=chroma)).abs().max() > 1e-4
-    with pytest.raises(ValueError, match="chroma_stride places the chroma rows"):
+        expected = lm(sequence, condition, mask, chroma=chroma)
+        moved = (lm(sequence, condition, mask, chroma=changed) - expected).abs().amax(dim=(0, 1, 3))
+        moved_at_end = (lm(sequence, condition, mask, chroma=last_changed) - expected).abs().amax(dim=(0, 1, 3))
+    assert torch.all(moved[:3] == 0) and torch.all(moved[3:] > 1e-5), moved
+    first_of_last_row = 8  # (8 + 1) / 2.5 = 3.6 rounds to 4: steps 8 .. 15 all read row 4, the last
+    assert torch.all(moved_at_end[:first_of_last_row] == 0) and torch.all(moved_at_end[first_of_last_row:] > 1e-5)
+    assert lm.memory(condition, mask, chroma=chroma).prefix_length == 0
+    with pytest.raises(ValueError, match="chroma_stride sums each step's input"):
         LMConfig(**{**sizes, "chroma_bins": 0, "chroma_frames": 0}, chroma_stride=2.5)
-    with pytest.raises(ValueError, match="chroma_stride places the chroma rows"):
-        LMConfig(**sizes, cross_attention=False, chroma_stride=2.5)
     with pytest.raises(ValueError, match="chroma_stride must be a finite number"):
         LMConfig(**sizes, chroma_stride=-1.0)
