@@ -199,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
                                                            "(default: render --codec-clips held-out clips)")
     parser.add_argument("--codec-clips", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quantize", choices=["int8", "int4"], default=None,
+                        help="judge the model with its LM weights quantized (from_pretrained's quantize)")
     parser.add_argument("--json", default="musicgen_eval.json", help="where to write all results")
     parser.add_argument("--spectrograms", default=None, metavar="DIR",
                         help="also write log-mel PNGs of the first held-out prompt's render, its reconstruction "
@@ -209,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.wording_count is not None and args.wording_count < 0:
         parser.error("--wording-count must be >= 0")
     torch.manual_seed(args.seed)
-    model = MusicGen.from_pretrained(args.model)
+    model = MusicGen.from_pretrained(args.model, quantize=args.quantize)
     analysers = {INDEPENDENT: timbre_analyser.load(args.timbre_analyser),
                  "classifier": InstrumentClassifier.load(args.classifier)}
     generation = {"duration": args.duration, "batch_size": args.batch_size, "seed": args.seed}
@@ -224,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     summary = summarise(judged, codec_results, list(analysers))
     print(format_table(codec_results))
     print(format_summary(summary))
-    report = {"summary": summary, "codec": codec_results, **judged}
+    report = {"summary": summary, "quantize": args.quantize, "codec": codec_results, **judged}
     Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.json}")
     if args.spectrograms is not None:

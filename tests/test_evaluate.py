@@ -21,12 +21,14 @@ def test_evaluation_command_on_a_tiny_set(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "evaluation.evaluate", "--model", str(model), "--classifier",
          str(tmp_path / "classifier"), "--timbre-analyser", str(tmp_path / "timbre"), "--wording-count", "2",
-         "--count", "3", "--duration", "0.5", "--batch-size", "4", "--codec-clips", "1", "--json", str(out),
+         "--count", "3", "--duration", "0.5", "--batch-size", "4", "--codec-clips", "1", "--quantize", "int8",
+         "--json", str(out),
          "--spectrograms", str(tmp_path / "figures")],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     summary = report["summary"]
+    assert report["quantize"] == "int8"
     assert summary["counts"] == {"renders": 3, "codec_reconstructions": 3, "generations": 3, "paraphrases": 2,
                                  "word_tempo": 2}
     # Every kind of audio is judged by both analysers, and each accuracy is the share of rows heard right.
@@ -61,3 +63,6 @@ def test_evaluation_command_rejects_bad_counts(tmp_path):
     result = subprocess.run([sys.executable, "-m", "evaluation.evaluate", "--count", "0"], capture_output=True,
                             text=True)
     assert result.returncode == 2 and "--count" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "evaluation.evaluate", "--quantize", "int3"], capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and "--quantize: invalid choice: 'int3'" in result.stderr
