@@ -92,9 +92,9 @@ async function follow(job) {
     setState("failed");
     return;
   }
-  while (job.fetched < status.chunks) await playChunk(job, job.fetched++, status.sample_rate);
-  $("progress").value = status.progress;
+  $("progress").value = status.progress;  // the status first: the chunks of this poll play after it says so
   $("status-text").textContent = describeStatus(status);
+  while (job.fetched < status.chunks) await playChunk(job, job.fetched++, status.sample_rate);
   if (status.state === "queued" || status.state === "running") {
     setState(status.state);
     setTimeout(() => follow(job), POLL_MS);
