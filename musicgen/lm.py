@@ -297,7 +297,12 @@ class LM(nn.Module):
     def compile_decode(self, mode: str | None = "reduce-overhead", backend: str | Callable = "inductor") -> LM:
         """Compile `decode` into one graph for fixed shapes as `compiled_decode` (torch.compile, fullgraph; on
         CUDA with mode "reduce-overhead", a captured CUDA graph). Generation then runs its one-token steps
-        through it, attending over the whole cache every step so that one graph serves every step of a call."""
+        through it, attending over the whole cache every step so that one graph serves every step of a call.
+        Not with int8 weights on the CPU: torch.compile cannot trace the quantization engine's packed weights."""
+        if any(isinstance(module, Int8Linear) and module.packed is not None for module in self.modules()):
+            raise ValueError("a decode step with int8 weights on the CPU cannot be compiled (torch.compile cannot "
+                             "trace the quantization engine's packed weights): use compile or quantize='int8', not "
+                             "both (on the CPU the uncompiled step is the faster: docs/benchmarks.md)")
         self.compiled_decode = torch.compile(self.decode, mode=mode, backend=backend, fullgraph=True, dynamic=False)
         return self
 

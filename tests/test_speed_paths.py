@@ -155,3 +155,13 @@ def test_compiled_decode_is_one_graph_for_every_step_and_gives_the_same_tokens(p
                                       generators=row_generators(0, range(2), lm.device)), sampled)
     continued = generate_codes(lm, pattern, condition, mask, sampling=GREEDY, prompt=expected[..., :5], clock=clock)
     assert torch.equal(continued, expected) and counter.graphs == 1  # another prompt length: the same decode graph
+
+
+def test_compiling_a_decode_step_with_cpu_int8_weights_is_refused():
+    """torch.compile cannot trace fbgemm's packed int8 weights: a clear error at compile_decode, not a dynamo trace."""
+    lm = tiny_lm().quantize_int8()
+    if torch.backends.quantized.engine == "none":
+        pytest.skip("no CPU quantization engine: int8 runs dequantised, which compiles")
+    with pytest.raises(ValueError, match="int8 weights on the CPU cannot be compiled"):
+        lm.compile_decode()
+    assert lm.compiled_decode is None
