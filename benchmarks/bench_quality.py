@@ -22,7 +22,7 @@ import torch
 import transformers
 from bench_generate import SHAPES, build_hf_directory
 
-from musicgen import MusicGen
+from musicgen import MusicGen, fast_linear
 from musicgen.train.loss import inputs_and_targets
 
 PROMPTS = ["lo-fi piano with soft drums", "soft drums", "piano with drums", "lo-fi piano", "drums", "soft piano"]
@@ -40,12 +40,20 @@ def score(model: MusicGen, codes: torch.Tensor, prompts: list[str]) -> tuple[tor
 
 
 def quantized_model(directory: Path, precision: str) -> MusicGen:
-    """The model as `MusicGen.from_pretrained(quantize=...)` gives it; "int4-gN": int4 with groups of N inputs."""
+    """The model as `MusicGen.from_pretrained(quantize=...)` gives it; "int4-gN": int4 with groups of N inputs;
+    "int4-gN-float32": the same 4-bit weights without torch's int4 kernel (dequantised, float32 activations)."""
     model = MusicGen.from_pretrained(directory, device="cpu")
     if precision == "int8":
         model.lm.quantize_int8()
-    else:
-        model.lm.quantize_int4(group_size=int(precision.removeprefix("int4-g")))
+        return model
+    group_size = int(precision.removeprefix("int4-g").removesuffix("-float32"))
+    kernel_check = fast_linear.cpu_int4_kernel_works
+    if precision.endswith("-float32"):
+        fast_linear.cpu_int4_kernel_works = lambda: False  # Int4Linear then keeps its codes for the dequantised product
+    try:
+        model.lm.quantize_int4(group_size=group_size)
+    finally:
+        fast_linear.cpu_int4_kernel_works = kernel_check
     return model
 
 
@@ -59,7 +67,9 @@ def measure(directory: Path, args: argparse.Namespace) -> list[dict]:
     del reference
     reference_token = reference_logits.gather(-1, targets[:, None])[:, 0]
     rows = [{"precision": "float32", "tokens": targets.numel(), "log_likelihood": round(reference_token.mean().item(), 5)}]
-    for precision in ["int8"] + [f"int4-g{group}" for group in args.int4_groups]:
+    precisions = ["int8"] + [f"int4-g{group}" for group in args.int4_groups]
+    precisions += [f"int4-g{group}-float32" for group in args.int4_groups] if args.int4_float32 else []
+    for precision in precisions:
         logits, _ = score(quantized_model(directory, precision), codes, prompts)
         token = logits.gather(-1, targets[:, None])[:, 0]
         gap = token - reference_token
@@ -77,6 +87,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=250, help="frames float32 generates per prompt (250: 5 s at 50 Hz)")
     parser.add_argument("--prompts", type=int, default=4, choices=range(1, len(PROMPTS) + 1))
     parser.add_argument("--int4-groups", type=int, nargs="+", default=[64], help="int4 group sizes to score")
+    parser.add_argument("--int4-float32", action="store_true",
+                        help="also score each int4 group size without torch's int4 kernel (float32 activations): "
+                             "what the 4-bit weights cost apart from the kernel's bfloat16 activations")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
