@@ -22,7 +22,7 @@ import torch
 import transformers
 from bench_generate import SHAPES, build_hf_directory
 
-from musicgen import MusicGen, fast_linear
+from musicgen import MusicGen
 from musicgen.train.loss import inputs_and_targets
 
 PROMPTS = ["lo-fi piano with soft drums", "soft drums", "piano with drums", "lo-fi piano", "drums", "soft piano"]
@@ -47,13 +47,7 @@ def quantized_model(directory: Path, precision: str) -> MusicGen:
         model.lm.quantize_int8()
         return model
     group_size = int(precision.removeprefix("int4-g").removesuffix("-float32"))
-    kernel_check = fast_linear.cpu_int4_kernel_works
-    if precision.endswith("-float32"):
-        fast_linear.cpu_int4_kernel_works = lambda: False  # Int4Linear then keeps its codes for the dequantised product
-    try:
-        model.lm.quantize_int4(group_size=group_size)
-    finally:
-        fast_linear.cpu_int4_kernel_works = kernel_check
+    model.lm.quantize_int4(group_size=group_size, kernel=not precision.endswith("-float32"))
     return model
 
 

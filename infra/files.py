@@ -1,13 +1,20 @@
-"""Atomic file writes: a file is either whole (the new content) or as it was, never half written.
+"""Atomic file writes: a file is either whole (the new content) or as it was, never half written; and the
+project's cache folder.
 
     atomic_write(path, lambda temporary: torch.save(state, temporary))
     atomic_write(path, lambda temporary: temporary.write_bytes(data))
+    cache_folder() / "soundfonts"
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 from pathlib import Path
+
+
+def cache_folder() -> Path:
+    """$XDG_CACHE_HOME (or ~/.cache)/musicgen-lite, read at call time: what this project keeps between runs."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "musicgen-lite"
 
 
 def temporary_path(path: Path) -> Path:

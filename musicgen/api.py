@@ -308,12 +308,13 @@ class MusicGen(AudiocraftCalls, MelodyGeneration):
         decodes fastest (`cpu_layout.choose_cpu_layout`; not those of a quantized or compiled LM): at the first
         generation, and after `to` or `save_pretrained` have unpacked them."""
         folding = self.codec.decoder_has_weight_norm
-        packing = can_pack(self.lm.norm.weight) and not (self.lm.quantized or self.lm.fused or self.lm.compiled_decode)
+        laying_out = can_pack(self.lm.norm.weight) and not (self.lm.quantized or self.lm.fused
+                                                            or self.lm.compiled_decode)
         if folding:
             self.codec.remove_weight_norm(decoder_only=True)
-        if packing:
+        if laying_out:
             choose_cpu_layout(self.lm)
-        if folding or packing:
+        if folding or laying_out:
             _return_freed_memory()
 
     def _frames(self, duration: float) -> int:

@@ -13,13 +13,14 @@ the thread count and the LM's matrix shapes: each machine measures each LM shape
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from infra.files import atomic_write, cache_folder
 
 from .fast_linear import PACKED_ROWS, PackedLinear, can_pack
 from .lm import LM
@@ -54,8 +55,8 @@ def choose_cpu_layout(lm: LM, cache: Path | None = None) -> str:
 
 
 def layout_cache_path() -> Path:
-    """$XDG_CACHE_HOME (or ~/.cache)/musicgen-lite/cpu_layouts.json, read at call time."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "musicgen-lite" / "cpu_layouts.json"
+    """$XDG_CACHE_HOME (or ~/.cache)/musicgen-lite/cpu_layouts.json (`infra.files.cache_folder`), read at call time."""
+    return cache_folder() / "cpu_layouts.json"
 
 
 def machine_key(lm: LM) -> str:
@@ -105,10 +106,7 @@ def _read_cache(path: Path) -> dict:
 
 def _write_cache(path: Path, known: dict) -> None:
     """Write the measurements atomically; a cache that cannot be written only costs a measurement next time."""
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text(json.dumps(known, indent=1) + "\n")
-        partial.replace(path)
+        atomic_write(path, lambda temporary: temporary.write_text(json.dumps(known, indent=1) + "\n"))
     except OSError:
-        partial.unlink(missing_ok=True)
+        pass

@@ -100,11 +100,12 @@ class Int4Linear(nn.Module):
     (`_weight_int4pack_mm_for_cpu`) in bfloat16, its one type vectorised on x86 as well as ARM: float32 inputs are
     rounded to bfloat16, and the result comes back in the input's dtype. Elsewhere (CUDA), or where that kernel is
     missing or wrong (`cpu_int4_kernel_works`, checked once), every call dequantises the weights and runs
-    F.linear: the same weights, correct but slower than float32. in_features and out_features are zero-padded
-    to multiples of group_size and INT4_ROW_BLOCK. Generation only: it neither trains, saves nor moves.
+    F.linear: the same weights, correct but slower than float32 (`kernel=False` asks for that path, as
+    benchmarks/bench_quality.py does to tell the weights' rounding from the kernel's). in_features and out_features
+    are zero-padded to multiples of group_size and INT4_ROW_BLOCK. Generation only: it neither trains, saves nor moves.
     """
 
-    def __init__(self, linear: nn.Linear, group_size: int = INT4_GROUP_SIZE) -> None:
+    def __init__(self, linear: nn.Linear, group_size: int = INT4_GROUP_SIZE, kernel: bool = True) -> None:
         super().__init__()
         if linear.bias is not None:
             raise ValueError("Int4Linear quantizes bias-free Linear layers only")
@@ -115,7 +116,7 @@ class Int4Linear(nn.Module):
         self.group_size = group_size
         padding = (0, -self.in_features % group_size, 0, -self.out_features % INT4_ROW_BLOCK)
         codes, scales_and_zeros = quantize_int4(F.pad(weight, padding), group_size)
-        self.kernel = weight.is_cpu and cpu_int4_kernel_works()
+        self.kernel = kernel and weight.is_cpu and cpu_int4_kernel_works()
         packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes, 1) if self.kernel else _nibbles(codes)
         self.register_buffer("codes", packed)
         self.register_buffer("scales_and_zeros", scales_and_zeros)

@@ -96,7 +96,7 @@ class Memory:
     """What every step is conditioned on: per-layer cross-attention keys/values [B, H, L, head_dim] and their mask
     [B, 1, 1, L] (both None for an LM without cross-attention), for an LM with a beat clock the clock [B, 2]
     (`beat_clock.beat_clock`; None: no clock), the prefix rows [B, P, D] that come before the tokens (None: none), and
-    for an LM with chroma_stride the projected chroma rows [B, chroma_frames, D] summed with the steps' inputs."""
+    for an LM with chroma_stride the projected chroma row of every step [B, max_positions, D], summed with its input."""
 
     keys_values: list[tuple[torch.Tensor, torch.Tensor]] | None
     mask: torch.Tensor | None
@@ -203,7 +203,8 @@ class LM(nn.Module):
         else:
             prefix.append(projected)
         return Memory(keys_values, mask, clock if self.beat_clock is not None else None,
-                      torch.cat(prefix, dim=1) if prefix else None, chroma_rows if aligned else None)
+                      torch.cat(prefix, dim=1) if prefix else None,
+                      self._chroma_by_step(chroma_rows) if aligned else None)
 
     def _chroma_rows(self, chroma: torch.Tensor | None, batch: int) -> torch.Tensor:
         """chroma [B, T_c, chroma_bins] (None: "no melody", bin 0 in every frame) -> projected rows [B, chroma_frames, D],
@@ -230,10 +231,10 @@ class LM(nn.Module):
         """Fuse the projections, then swap every Linear of the layers and heads for an Int8Linear (generation only)."""
         return self.fuse_projections()._swap_linears(nn.Linear, Int8Linear)
 
-    def quantize_int4(self, group_size: int = INT4_GROUP_SIZE) -> LM:
+    def quantize_int4(self, group_size: int = INT4_GROUP_SIZE, kernel: bool = True) -> LM:
         """Fuse the projections, then swap every Linear of the layers and heads for an Int4Linear with a scale and zero
-        point per group_size inputs (generation only)."""
-        return self.fuse_projections()._swap_linears(nn.Linear, lambda linear: Int4Linear(linear, group_size))
+        point per group_size inputs (generation only; kernel=False: without torch's int4 kernel, see Int4Linear)."""
+        return self.fuse_projections()._swap_linears(nn.Linear, lambda linear: Int4Linear(linear, group_size, kernel))
 
     def pack_for_cpu(self) -> LM:
         """Fuse the projections, then swap every Linear of the layers and heads for a PackedLinear (faster CPU decoding).
@@ -301,8 +302,7 @@ class LM(nn.Module):
         Not with int8 weights on the CPU: torch.compile cannot trace the quantization engine's packed weights."""
         if any(isinstance(module, Int8Linear) and module.packed is not None for module in self.modules()):
             raise ValueError("a decode step with int8 weights on the CPU cannot be compiled (torch.compile cannot "
-                             "trace the quantization engine's packed weights): use compile or quantize='int8', not "
-                             "both (on the CPU the uncompiled step is the faster: docs/benchmarks.md)")
+                             "trace the quantization engine's packed weights): use compile or quantize='int8'")
         self.compiled_decode = torch.compile(self.decode, mode=mode, backend=backend, fullgraph=True, dynamic=False)
         return self
 
@@ -347,7 +347,7 @@ class LM(nn.Module):
         if memory.clock is not None:
             x = x + self.beat_clock(positions, memory.clock)
         if memory.aligned_chroma is not None:
-            x = x + self._chroma_at(memory.aligned_chroma, positions).to(x.dtype)
+            x = x + memory.aligned_chroma[:, positions].to(x.dtype)
         if with_prefix and memory.prefix is not None:
             before = torch.arange(memory.prefix_length, device=at.device)
             x = torch.cat([self._placed(memory.prefix.to(x.dtype), before), x], dim=1)
@@ -362,11 +362,11 @@ class LM(nn.Module):
             x = layer(x, at, self_mask, keys_values, memory.mask, rotation)
         return self.norm(x)
 
-    def _chroma_at(self, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """The chroma rows [B, R, D] of the frames that steps positions [S'] predict -> [B, S', D]: step s + 1 sounds at
-        row (s + 1) / chroma_stride, rounded, and steps past the last row get the last one."""
-        index = torch.round((positions + 1) / self.config.chroma_stride).long().clamp(max=rows.shape[1] - 1)
-        return rows[:, index]
+    def _chroma_by_step(self, rows: torch.Tensor) -> torch.Tensor:
+        """Chroma rows [B, R, D] -> those of the frames steps 0 .. max_positions - 1 predict [B, max_positions, D]:
+        step s + 1 sounds at row (s + 1) / chroma_stride, rounded; steps past the last row get the last one."""
+        steps = torch.arange(1, self.config.max_positions + 1, device=rows.device)
+        return rows[:, torch.round(steps / self.config.chroma_stride).long().clamp(max=rows.shape[1] - 1)]
 
     def _placed(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """x [B, S, D] at positions [S] with MusicGen's sinusoids added (rope turns queries and keys instead)."""

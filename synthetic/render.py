@@ -12,6 +12,8 @@ import pretty_midi
 import soxr
 import tinysoundfont
 
+from infra.files import cache_folder
+
 from .sf3 import decompressed
 
 DRUM_CHANNEL = 9
@@ -54,8 +56,8 @@ def named_soundfont(name: str) -> str:
 
 
 def soundfont_cache() -> Path:
-    """Where SF3 fonts are kept decompressed: $XDG_CACHE_HOME (or ~/.cache)/musicgen-lite/soundfonts."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "musicgen-lite" / "soundfonts"
+    """Where SF3 fonts are kept decompressed: `infra.files.cache_folder()`/soundfonts."""
+    return cache_folder() / "soundfonts"
 
 
 class Renderer:
