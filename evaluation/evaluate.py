@@ -34,7 +34,7 @@ from synthetic.analysis import InstrumentClassifier
 from synthetic.dataset import heldout_prompts, render_clips, write_dataset
 
 from .judge import Analyser, bucket_hits, fast_over_slow, instrument_accuracy, judge, tempo_within_tolerance
-from .paraphrases import Paraphrase, paraphrases, slow_fast_pairs, word_tempo_prompts
+from .paraphrases import WORDINGS, Paraphrase, Wording, paraphrases, slow_fast_pairs, word_tempo_prompts
 
 DEFAULT_CLASSIFIER = DEFAULT_CHECKPOINT.parent / "analysers" / "instrument"
 JUDGED = ("renders", "codec_reconstructions", "generations", "paraphrases", "word_tempo")
@@ -91,20 +91,20 @@ def judge_references(model: MusicGen, analysers: dict[str, Analyser], count: int
             "codec_reconstructions": judge(reconstructions, asked, model.sample_rate, analysers)}
 
 
-def pair_rows(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+def pair_rows(rows: list[dict[str, Any]], wording: Wording) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """The (slow, fast) rows of evaluation/paraphrases.py's pairs, for the pairs whose two prompts were judged."""
     by_prompt = {row["prompt"]: row for row in rows}
-    return [(by_prompt[slow.prompt], by_prompt[fast.prompt]) for slow, fast in slow_fast_pairs()
+    return [(by_prompt[slow.prompt], by_prompt[fast.prompt]) for slow, fast in slow_fast_pairs(wording)
             if slow.prompt in by_prompt and fast.prompt in by_prompt]
 
 
 def summarise(judged: dict[str, list[dict[str, Any]]], codec_results: dict[str, Any],
-              analysers: list[str]) -> dict[str, Any]:
+              analysers: list[str], wording: Wording) -> dict[str, Any]:
     """Every measure of every kind of audio, and the targets with whether each is met."""
     accuracy = {source: {name: instrument_accuracy(rows, name) for name in analysers}
                 for source, rows in judged.items() if rows}
     ceiling = accuracy["renders"][INDEPENDENT]
-    pairs = pair_rows(judged["word_tempo"])
+    pairs = pair_rows(judged["word_tempo"], wording)
     summary = {
         "counts": {source: len(rows) for source, rows in judged.items()},
         "instrument_accuracy": accuracy,
@@ -193,6 +193,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=64, help="held-out prompts to generate from")
     parser.add_argument("--wording-count", type=int, default=None,
                         help="paraphrases and word-tempo prompts to generate from (default: all of each list)")
+    parser.add_argument("--wording", choices=list(WORDINGS), default="reporting",
+                        help="which paraphrase and word-tempo lists: the reported ones, or those for choosing what "
+                             "ships (evaluation/paraphrases.py)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per generation")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--codec-audio", default=None, help="held-out audio for the codec metrics "
@@ -218,15 +221,16 @@ def main(argv: list[str] | None = None) -> None:
     judged = judge_references(model, analysers, args.count, args.duration, batch_size=args.batch_size,
                               seed=args.seed)
     judged["generations"] = generate_and_judge(model, analysers, asked_heldout(args.count, args.seed), **generation)
-    wording = slice(args.wording_count)
-    judged["paraphrases"] = generate_and_judge(model, analysers, asked_wording(paraphrases()[wording]), **generation)
-    judged["word_tempo"] = generate_and_judge(model, analysers, asked_wording(word_tempo_prompts()[wording]),
+    wording, first = WORDINGS[args.wording], slice(args.wording_count)
+    judged["paraphrases"] = generate_and_judge(model, analysers, asked_wording(paraphrases(wording)[first]),
+                                               **generation)
+    judged["word_tempo"] = generate_and_judge(model, analysers, asked_wording(word_tempo_prompts(wording)[first]),
                                               **generation)
     codec_results = codec_on_heldout(model, args.codec_audio, args.codec_clips, args.seed)
-    summary = summarise(judged, codec_results, list(analysers))
+    summary = summarise(judged, codec_results, list(analysers), wording)
     print(format_table(codec_results))
     print(format_summary(summary))
-    report = {"summary": summary, "quantize": args.quantize, "codec": codec_results, **judged}
+    report = {"summary": summary, "quantize": args.quantize, "wording": args.wording, "codec": codec_results, **judged}
     Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.json}")
     if args.spectrograms is not None:
