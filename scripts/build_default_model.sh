@@ -3,7 +3,7 @@
 #
 #   bash scripts/build_default_model.sh
 #
-# About 3.1 hours, 3.0 of them training: data 66 s with the melody stems, codec 32 min, its inverse-STFT decoder
+# About 3.3 hours, 3.0 of them training: data 66 s with the melody stems, codec 32 min, its inverse-STFT decoder
 # ~39 min, token cache ~4 min, LM ~62 min (bfloat16 autocast: set cpu_bf16=false on a CPU without AMX, where it is
 # slower than float32), instrument classifier 1 min, evaluation 1 min (measured on 2 cores of a Xeon with AMX); the
 # melody fine-tune 21 min (1500 steps at 0.82 s, float32) and the move onto MiniLM 27 min (2000 steps at 0.8 s),
