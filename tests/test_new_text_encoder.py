@@ -46,6 +46,10 @@ def test_moving_onto_minilm_keeps_the_lm_but_its_projection_and_fits_a_tempo_hea
     assert fast > 1.3 * slow, (slow, fast)
     codes = moved.generate(["a fast guitar tune"], duration=0.004, seed=0, return_tokens=True)[1]
     assert codes.shape[:2] == (1, NUM_CODEBOOKS)
+    # Fine-tuned again with the encoder it is on already, the LM keeps its projection: nothing is moved.
+    again = train_in_process({**tuned, "init_from": str(export), "run_dir": str(tmp_path / "again"), "seed": 1})
+    kept = MusicGen.from_pretrained(again, device="cpu").lm.condition_projection.weight
+    assert torch.equal(kept, moved.lm.condition_projection.weight)
 
 
 def test_a_tempo_head_is_added_only_to_a_fine_tuned_lm_with_a_clock(trained, tmp_path):

