@@ -74,7 +74,9 @@ train_codec_until 5000
 
 # 4c. The LM moved from its T5 onto the frozen pretrained MiniLM (configs/lm/minilm_finetune.yaml: a new condition
 #     projection, every other weight kept), which knows words the captions never used, with a tempo head fitted at
-#     export for prompts of tempo words alone: 2000 steps, melody windows as in 4b.
+#     export for prompts of tempo words alone (gated over the caption's tokens: about 3 min on one core): 2000
+#     steps, melody windows as in 4b. (The shipped LM's steps 4 and 4b saw the captions of an earlier, smaller word
+#     list; this step saw the present one: docs/experiments.md, "Richer captions and a gated tempo head".)
 [ "$(newest_step "$RUNS/lm-minilm")" -ge 2000 ] || "${TORCHRUN[@]}" -m musicgen.train \
     --config configs/lm/minilm_finetune.yaml --resume init_from="$RUNS/lm-melody/model" run_dir="$RUNS/lm-minilm" \
     data.manifest="$DATA/train/manifest.jsonl" data.valid_manifest="$DATA/heldout/manifest.jsonl" \

@@ -4,9 +4,14 @@
     "slow sad strings in D minor"
     "organ, 90 BPM, F# minor, drums"
 
+    "a recording of a jaunty euphonium theme in G major with a drum kit"
+
 The instrument is always named, drums are mentioned exactly when the piece has them, and the
 tempo is given as a number, a word for its bucket, or both; key, mood (from the mode) and note
-density appear some of the time.
+density appear some of the time. Several words name each instrument, tempo bucket and mood, and a
+quarter of the prose captions are framed ("a recording of ...", "... for a film scene"), so that a
+model learns what the words mean rather than one wording; none of them is a word of the held-out
+paraphrase lists (evaluation/paraphrases.py, checked by tests/test_paraphrases.py).
 """
 from __future__ import annotations
 
@@ -16,31 +21,47 @@ from .compose import PieceSpec
 from .split import tempo_bucket
 
 INSTRUMENT_WORDS = {
-    "piano": ("piano", "grand piano", "acoustic piano", "upright piano", "solo piano"),
-    "strings": ("strings", "string ensemble", "string section", "string orchestra", "bowed strings"),
-    "guitar": ("guitar", "nylon guitar", "acoustic guitar", "classical guitar", "fingerpicked guitar"),
-    "flute": ("flute", "solo flute", "concert flute", "wooden flute", "airy flute"),
-    "organ": ("organ", "drawbar organ", "electric organ", "hammond organ", "rock organ"),
-    "brass": ("brass", "brass section", "horns", "brass ensemble", "horn section"),
-    "bass": ("bass", "electric bass", "fingered bass", "bass line", "deep bass"),
-    "synth lead": ("synth lead", "square lead", "lead synth", "saw lead", "square-wave synth"),
+    "piano": ("piano", "grand piano", "acoustic piano", "upright piano", "solo piano", "concert piano",
+              "honky-tonk piano", "parlour piano", "felt piano", "stage piano"),
+    "strings": ("strings", "string ensemble", "string section", "string orchestra", "bowed strings",
+                "orchestral strings", "legato strings", "lush strings", "arco strings", "silky strings"),
+    "guitar": ("guitar", "nylon guitar", "acoustic guitar", "classical guitar", "fingerpicked guitar",
+               "dreadnought guitar", "folk guitar", "picked guitar", "unplugged guitar", "parlor guitar"),
+    "flute": ("flute", "solo flute", "concert flute", "wooden flute", "airy flute", "alto flute", "bamboo flute",
+              "silver flute", "pastoral flute", "lilting flute"),
+    "organ": ("organ", "drawbar organ", "electric organ", "hammond organ", "rock organ", "jazz organ",
+              "tonewheel organ", "b3 organ", "combo organ", "farfisa organ"),
+    "brass": ("brass", "brass section", "horns", "brass ensemble", "horn section", "brass quintet", "french horns",
+              "massed horns", "brass choir", "euphonium"),
+    "bass": ("bass", "electric bass", "fingered bass", "bass line", "deep bass", "rock bass", "funk bass",
+             "walking bass", "bass riff", "picked bass"),
+    "synth lead": ("synth lead", "square lead", "lead synth", "saw lead", "square-wave synth", "synth melody",
+                   "sawtooth lead", "mono synth", "electronic lead", "buzzy synth"),
 }
 TEMPO_WORDS = {
-    "slow": ("slow", "gentle", "laid-back", "calm", "slow-paced", "lazy"),
-    "moderate": ("mid-tempo", "moderate", "steady", "medium-paced"),
-    "upbeat": ("upbeat", "lively", "bouncy", "peppy"),
-    "fast": ("fast", "energetic", "driving", "rapid", "high-energy", "racing"),
+    "slow": ("slow", "gentle", "laid-back", "calm", "slow-paced", "lazy", "slow-moving", "sleepy", "tranquil",
+             "ambling", "downtempo", "serene"),
+    "moderate": ("mid-tempo", "moderate", "steady", "medium-paced", "medium", "walking-pace", "even-paced",
+                 "mid-paced"),
+    "upbeat": ("upbeat", "lively", "bouncy", "peppy", "jaunty", "spirited", "perky", "sprightly"),
+    "fast": ("fast", "energetic", "driving", "rapid", "high-energy", "racing", "swift", "fast-paced", "furious",
+             "nimble", "galloping", "hasty"),
 }
-MOOD_WORDS = {"major": ("happy", "bright", "cheerful", "sunny", "hopeful"),
-              "minor": ("sad", "dark", "melancholic", "moody", "somber")}
+MOOD_WORDS = {"major": ("happy", "bright", "cheerful", "sunny", "hopeful", "glad", "festive", "optimistic",
+                        "radiant", "carefree"),
+              "minor": ("sad", "dark", "melancholic", "moody", "somber", "tragic", "wistful", "haunting", "bleak",
+                        "tearful")}
 DENSITY_WORDS = {"sparse": ("sparse", "minimal"), "moderate": (), "busy": ("busy", "intricate")}
-NOUNS = ("tune", "melody", "piece", "song", "track", "loop")
+NOUNS = ("tune", "melody", "piece", "song", "track", "loop", "theme", "number", "jam")
 BPM_FORMS = ("at {bpm} BPM", "at {bpm} bpm", "{bpm} BPM", "at a tempo of {bpm} BPM")
 KEY_FORMS = ("in {key} {mode}", "in the key of {key} {mode}")
 DRUM_PHRASES = ("with drums", "with a drum beat", "over a solid drum groove", "backed by drums", "with a drum kit")
+FRAMES = ("a recording of {}", "{}, recorded in a studio", "the sound of {}", "here is {}", "{} for a film scene",
+          "imagine {}")
 MENTION_PROBABILITY = {"bpm": 0.8, "tempo_word": 0.5, "key": 0.85, "mood": 0.3, "density": 0.3}
 TAG_STYLE_PROBABILITY = 0.2
 PLAYED_ON_PROBABILITY = 0.25
+FRAME_PROBABILITY = 0.25
 
 
 def describe(spec: PieceSpec, rng: np.random.Generator, complete: bool = False) -> str:
@@ -56,7 +77,8 @@ def describe(spec: PieceSpec, rng: np.random.Generator, complete: bool = False) 
     }
     if rng.random() < TAG_STYLE_PROBABILITY:
         return tag_caption(spec, words, mentions, rng)
-    return prose_caption(spec, words, mentions, rng)
+    caption = prose_caption(spec, words, mentions, rng)
+    return pick(rng, FRAMES).format(caption) if rng.random() < FRAME_PROBABILITY else caption
 
 
 def pick(rng: np.random.Generator, choices: tuple[str, ...]) -> str | None:

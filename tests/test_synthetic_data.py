@@ -18,15 +18,23 @@ from synthetic.split import BPM_CHOICES, TEMPO_BUCKETS, clip_rng, is_heldout, sa
 # What a caption's words promise, written independently of the generator's word lists.
 GM_PROGRAMS = {"piano": range(0, 8), "organ": range(16, 24), "guitar": range(24, 32), "bass": range(32, 40),
                "strings": range(40, 52), "string": range(40, 52), "brass": range(56, 64), "horns": range(56, 64), "horn": range(56, 64),
+               "euphonium": range(56, 64),
                "flute": range(72, 80), "synth": range(80, 88), "lead": range(80, 88)}
 TEMPO_WORD_BPM = {"slow": (60, 80), "gentle": (60, 80), "calm": (60, 80), "laid-back": (60, 80),
                   "slow-paced": (60, 80), "lazy": (60, 80),
                   "mid-tempo": (90, 110), "moderate": (90, 110), "steady": (90, 110), "medium-paced": (90, 110),
                   "upbeat": (120, 140), "lively": (120, 140), "bouncy": (120, 140), "peppy": (120, 140),
                   "fast": (150, 180), "energetic": (150, 180), "driving": (150, 180), "rapid": (150, 180),
-                  "high-energy": (150, 180), "racing": (150, 180)}
+                  "high-energy": (150, 180), "racing": (150, 180),
+                  "slow-moving": (60, 80), "sleepy": (60, 80), "tranquil": (60, 80), "ambling": (60, 80),
+                  "downtempo": (60, 80), "serene": (60, 80), "medium": (90, 110), "walking-pace": (90, 110),
+                  "even-paced": (90, 110), "mid-paced": (90, 110), "jaunty": (120, 140), "spirited": (120, 140),
+                  "perky": (120, 140), "sprightly": (120, 140), "swift": (150, 180), "fast-paced": (150, 180),
+                  "furious": (150, 180), "nimble": (150, 180), "galloping": (150, 180), "hasty": (150, 180)}
 MOOD_MODE = {"happy": "major", "bright": "major", "cheerful": "major", "sunny": "major", "hopeful": "major",
-             "sad": "minor", "dark": "minor", "melancholic": "minor", "moody": "minor", "somber": "minor"}
+             "glad": "major", "festive": "major", "optimistic": "major", "radiant": "major", "carefree": "major",
+             "sad": "minor", "dark": "minor", "melancholic": "minor", "moody": "minor", "somber": "minor",
+             "tragic": "minor", "wistful": "minor", "haunting": "minor", "bleak": "minor", "tearful": "minor"}
 PITCH_CLASSES = {"C": 0, "C#": 1, "Db": 1, "D": 2, "Eb": 3, "E": 4, "F": 5, "F#": 6, "G": 7, "G#": 8, "Ab": 8,
                  "A": 9, "Bb": 10, "B": 11}
 SCALE_STEPS = {"major": {0, 2, 4, 5, 7, 9, 11}, "minor": {0, 2, 3, 5, 7, 8, 10}}

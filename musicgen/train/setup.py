@@ -221,6 +221,7 @@ def export_model(config: LMTrainConfig, model: nn.Module, export_dir: Path, env:
     (with its trained weights when it was trained; a packaged one by name) and config, with the trained LM, its tempo
     head fitted on `tempo_examples` (captions without their stated tempo, BPMs) where it has one."""
     weights = get_model_state_dict(model, options=FULL_STATE)
+    weights = {name: tensor for name, tensor in weights.items() if not name.startswith("lm.tempo_head.")}  # refitted
     if env.is_main:
         musicgen = load_model(config)
         musicgen.conditioner.set_trainable(config.train_text_encoder)  # trained weights are the model's own
