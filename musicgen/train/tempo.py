@@ -78,7 +78,8 @@ def token_states(conditioner: TextConditioner, captions: list[str]) -> tuple[tor
     length = max(states.shape[1] for states, _ in batches)
     states = torch.cat([F.pad(states.float().cpu(), (0, 0, 0, length - states.shape[1])) for states, _ in batches])
     mask = torch.cat([F.pad(mask.cpu(), (0, length - mask.shape[1])) for _, mask in batches])
-    rows = [{caption: index for index, caption in enumerate(distinct)}[caption] for caption in captions]
+    row = {caption: index for index, caption in enumerate(distinct)}
+    rows = [row[caption] for caption in captions]
     return states[rows], mask[rows]
 
 
