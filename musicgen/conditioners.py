@@ -98,7 +98,8 @@ class TextConditioner(nn.Module):
         return super().train(mode and self.trainable)
 
     def forward(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """prompts (B strings) -> condition [B, L, D_text] float, mask [B, L] bool (False: padding or empty prompt).
+        """prompts (B strings) -> condition [B, L, D_text] float32 (whatever the encoder's dtype), mask [B, L] bool
+        (False: padding or empty prompt).
 
         An encoder of absolute positions (BERT) reads at most the tokenizer's model_max_length tokens a prompt.
         """
@@ -109,6 +110,7 @@ class TextConditioner(nn.Module):
         tokens = self.tokenizer(prompts, padding=True, truncation=positional, return_tensors="pt").to(device)
         with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
             condition = self.encoder(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask).last_hidden_state
+        condition = condition.float()
         mask = tokens.attention_mask.bool()
         empty = torch.tensor([prompt == "" for prompt in prompts], device=device)
         return condition, mask & ~empty[:, None]

@@ -59,15 +59,19 @@ def read_hf_config(path: Path) -> MusicgenConfig:
         raise ValueError(f"{path / HF_CONFIG} is not a valid MusicGen config: {' '.join(str(error).split())}") from error
 
 
-def read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
-    """Every tensor of model.safetensors, or of the shards its index lists (`codec.model.read_weights`: mapped,
-    but for those that inference replaces)."""
+def read_hf_weights(path: Path, *, text_encoder_cast: bool = False) -> dict[str, torch.Tensor]:
+    """Every tensor of model.safetensors, or of the shards its index lists (`infra.weights.read_weights`: mapped,
+    but for those that inference replaces; text_encoder_cast: the T5's too, for a text encoder stored in another
+    dtype than the file's)."""
+    def replaced(name: str) -> bool:
+        return _replaced_for_inference(name) or text_encoder_cast and name.startswith("text_encoder.")
+
     if (path / HF_WEIGHTS).is_file():
-        return read_weights(path / HF_WEIGHTS, copy=_replaced_for_inference)
+        return read_weights(path / HF_WEIGHTS, copy=replaced)
     shards = sorted(set(json.loads((path / HF_WEIGHTS_INDEX).read_text())["weight_map"].values()))
     state: dict[str, torch.Tensor] = {}
     for shard in shards:
-        state.update(read_weights(path / shard, copy=_replaced_for_inference))
+        state.update(read_weights(path / shard, copy=replaced))
     return state
 
 
@@ -166,10 +170,12 @@ def pattern_from_hf(config: MusicgenConfig) -> PatternConfig:
     return PatternConfig("delay", {"delays": [k // 2 for k in range(config.decoder.num_codebooks)]})
 
 
-def conditioner_from_hf(config: MusicgenConfig, state: dict[str, torch.Tensor], path: Path) -> TextConditioner:
-    """The T5 encoder from the `text_encoder.*` weights and the tokenizer files at the top of `path`."""
+def conditioner_from_hf(config: MusicgenConfig, state: dict[str, torch.Tensor], path: Path,
+                        dtype: torch.dtype = torch.float32) -> TextConditioner:
+    """The T5 encoder from the `text_encoder.*` weights (cast to `dtype`) and the tokenizer files at the top of
+    `path`."""
     with torch.device("meta"):
-        encoder = T5EncoderModel(config.text_encoder)
+        encoder = T5EncoderModel(config.text_encoder).to(dtype)
     weights = split_prefix(state, "text_encoder.")
     for name, tied_to in (("shared.weight", "encoder.embed_tokens.weight"), ("encoder.embed_tokens.weight", "shared.weight")):
         if name not in weights and tied_to in weights:  # the token embedding is stored under one of its two names

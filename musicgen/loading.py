@@ -57,38 +57,41 @@ class Parts:
     codec: Codec | InterleavedStereoCodec
 
 
-def load_parts(path: Path) -> Parts:
-    """The parts of the checkpoint directory at `path`, in either layout."""
+def load_parts(path: Path, text_encoder_dtype: torch.dtype = torch.float32) -> Parts:
+    """The parts of the checkpoint directory at `path`, in either layout, the text encoder's weights in
+    `text_encoder_dtype`."""
     if (path / CONFIG_FILE).is_file():
-        return _load_own(path)
+        return _load_own(path, text_encoder_dtype)
     if hf.is_hf_layout(path):
-        return _load_hf(path)
+        return _load_hf(path, text_encoder_dtype)
     raise FileNotFoundError(
         f"{path} is neither layout: expected {CONFIG_FILE}, {LM_WEIGHTS}, {CODEC_DIR}/ and {TEXT_ENCODER_DIR}/ "
         f"(this project), or {hf.HF_CONFIG} and {hf.HF_WEIGHTS} with the tokenizer files (Hugging Face MusicGen)")
 
 
-def _load_own(path: Path) -> Parts:
+def _load_own(path: Path, text_encoder_dtype: torch.dtype) -> Parts:
     config = load_config(MusicGenConfig, path / CONFIG_FILE)
     for required in (LM_WEIGHTS, CODEC_DIR) + (() if config.text_encoder else (TEXT_ENCODER_DIR,)):
         if not (path / required).exists():
             raise FileNotFoundError(f"{path} has {CONFIG_FILE} but no {required}; a checkpoint holds "
                                     f"{CONFIG_FILE}, {LM_WEIGHTS}, {CODEC_DIR}/ and {TEXT_ENCODER_DIR}/")
     lm = LM.from_weights(config.lm, read_weights(path / LM_WEIGHTS, copy=replaced_for_inference))
-    conditioner = TextConditioner.load(config.text_encoder or path / TEXT_ENCODER_DIR)
+    conditioner = TextConditioner.load(config.text_encoder or path / TEXT_ENCODER_DIR).to(text_encoder_dtype)
     return Parts(config, lm, conditioner, load_codec(path / CODEC_DIR))
 
 
-def _load_hf(path: Path) -> Parts:
-    """MusicGen, or a MusicGen melody model (musicgen/hf_melody.py), in the Hugging Face layout."""
+def _load_hf(path: Path, text_encoder_dtype: torch.dtype) -> Parts:
+    """MusicGen, or a MusicGen melody model (musicgen/hf_melody.py), in the Hugging Face layout. A T5 cast to
+    another dtype is read apart from the mapping the other weights stay in, so that its float32 pages do not stay
+    resident (`infra.weights.read_weights`)."""
     melody = hf_melody.is_melody(path)
     hf_config = hf_melody.read_melody_config(path) if melody else hf.read_hf_config(path)
-    state = hf.read_hf_weights(path)
+    state = hf.read_hf_weights(path, text_encoder_cast=text_encoder_dtype != torch.float32)
     lm = hf_melody.lm_from_hf_melody(hf_config, state) if melody else hf.lm_from_hf(hf_config, state)
     codec = hf.codec_from_hf(hf_config, state)
     config = MusicGenConfig(lm=lm.config, pattern=hf.pattern_from_hf(hf_config),
                             chroma=hf_melody.chroma_config_from_hf(path, codec.sample_rate))
-    return Parts(config, lm, hf.conditioner_from_hf(hf_config, state, path), codec)
+    return Parts(config, lm, hf.conditioner_from_hf(hf_config, state, path, text_encoder_dtype), codec)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

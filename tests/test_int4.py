@@ -95,3 +95,20 @@ def test_int4_model_generates_and_refuses_to_be_saved(tmp_path):
     for bad in ("int2", "INT4", 4):
         with pytest.raises(ValueError, match="quantize must be None, 'int8' or 'int4'"):
             MusicGen.from_pretrained(tmp_path / "hf", quantize=bad)
+
+
+@pytest.mark.parametrize("layout", ["hf", "own"])
+def test_int4_model_keeps_its_text_encoder_in_bfloat16(tmp_path, layout):
+    build_hf_musicgen(tmp_path / "hf", "k4")
+    if layout == "own":
+        MusicGen.from_pretrained(tmp_path / "hf").save_pretrained(tmp_path / "own")
+    reference = MusicGen.from_pretrained(tmp_path / layout)
+    model = MusicGen.from_pretrained(tmp_path / layout, quantize="int4")
+    assert {p.dtype for p in model.conditioner.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in reference.conditioner.parameters()} == {torch.float32}
+    prompts = ["epic strings", "calm piano at 80 BPM", ""]
+    with torch.inference_mode():
+        condition, mask = model.conditioner(prompts)
+        expected, expected_mask = reference.conditioner(prompts)
+    assert condition.dtype == torch.float32 and torch.equal(mask, expected_mask)
+    assert relative_error(condition[mask], expected[mask]) < 0.02  # bfloat16's 8-bit mantissa through a few layers
