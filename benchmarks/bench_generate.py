@@ -37,15 +37,7 @@ import torch
 import transformers
 from streaming_bound import SHAPES as BOUND_SHAPES
 from streaming_bound import measure_bound
-from transformers import (
-    EncodecConfig,
-    EncodecModel,
-    MusicgenConfig,
-    MusicgenDecoderConfig,
-    MusicgenForConditionalGeneration,
-    T5Config,
-    T5Tokenizer,
-)
+from transformers import EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, T5Config, T5Tokenizer
 
 from codec import Codec
 from musicgen import MusicGen
@@ -70,6 +62,8 @@ def build_hf_directory(shape: str, path: Path) -> None:
     decoder = MusicgenDecoderConfig(vocab_size=2048, num_codebooks=4, max_position_embeddings=2048,
                                     activation_function="gelu", pad_token_id=2048, bos_token_id=2048, **SHAPES[shape])
     config = MusicgenConfig(text_encoder=t5.to_dict(), audio_encoder=encodec.to_dict(), decoder=decoder.to_dict())
+    from transformers import MusicgenForConditionalGeneration  # here: see Side
+
     model = MusicgenForConditionalGeneration(config).eval()
     with torch.no_grad():  # transformers leaves the codebooks at zero: make the decoded audio non-trivial
         for level in model.audio_encoder.quantizer.layers:
@@ -94,6 +88,10 @@ class Side:
     def __init__(self, side: str, directory: Path, device: str, dtype: torch.dtype, compile: bool) -> None:
         self.side, self.device = side, torch.device(device)
         if side == "transformers":
+            # imported here, not at the top: transformers' modelling code costs about 120 MB of resident memory,
+            # which a worker of ours (whose peak memory is measured) does not import
+            from transformers import MusicgenForConditionalGeneration
+
             self.model = MusicgenForConditionalGeneration.from_pretrained(directory, dtype=dtype).to(self.device).eval()
             self.tokenizer = T5Tokenizer.from_pretrained(directory)
             self.num_codebooks = self.model.decoder.num_codebooks
@@ -241,6 +239,8 @@ def bench_codec(directory: Path, args: argparse.Namespace) -> dict:
     weights and the same codes, in turn in this process; medians and the largest difference of the audio."""
     config = MusicgenConfig.from_pretrained(directory).audio_encoder
     state = split_prefix(read_hf_weights(directory), "audio_encoder.")
+    from transformers import EncodecModel  # here: see Side
+
     reference = EncodecModel(config).eval()
     reference.load_state_dict(state)
     ours = Codec.from_hf(config.to_dict(), state).eval().remove_weight_norm()

@@ -2,8 +2,8 @@
 
     prompts ─► tokenizer (padded) ─► encoder ─► condition [B, L, D_text] (token-level hidden states), mask [B, L]
 
-The encoder is a T5 (published MusicGen weights, or one made from scratch: musicgen/train/text_encoder.py), read
-from a folder, or a pretrained sentence encoder installed as a package (musicgen/sentence_encoder.py: "minilm"),
+The encoder is a T5 (musicgen/t5.py: published MusicGen weights, or one made from scratch:
+musicgen/train/text_encoder.py), read from a folder, or a pretrained sentence encoder (a BERT: musicgen/bert.py) installed as a package (musicgen/sentence_encoder.py: "minilm"),
 whose weights no checkpoint copies as long as they stay the package's (`package`).
 
 The projection to the LM width lives in the LM (`LM.condition_projection`), so a condition can be
@@ -15,14 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
 from torch import nn
-from transformers import AutoConfig, AutoTokenizer, BertModel, PreTrainedModel, PreTrainedTokenizerBase, T5EncoderModel
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from .config import PACKAGED_TEXT_ENCODERS
 from .sentence_encoder import load_packaged
-
-ENCODER_OPTIONS = {"t5": (T5EncoderModel, {}), "bert": (BertModel, {"add_pooling_layer": False})}  # by model_type
+from .text_encoders import CONFIG_FILE, TextEncoder, read_encoder, write_encoder
 
 
 class TextConditioner(nn.Module):
@@ -32,7 +30,7 @@ class TextConditioner(nn.Module):
     weights of its own (read from a folder, or trained).
     """
 
-    def __init__(self, encoder: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *,
+    def __init__(self, encoder: TextEncoder, tokenizer: PreTrainedTokenizerBase, *,
                  package: str | None = None) -> None:
         super().__init__()
         self.encoder = encoder
@@ -50,48 +48,38 @@ class TextConditioner(nn.Module):
         return self.train(self.training)
 
     @classmethod
-    def load(cls, source: str | Path) -> TextConditioner:
-        """A packaged encoder by name ("minilm": `sentence_encoder.PACKAGES`) or a folder (`from_pretrained`)."""
+    def load(cls, source: str | Path, dtype: torch.dtype = torch.float32) -> TextConditioner:
+        """A packaged encoder by name ("minilm": `sentence_encoder.PACKAGES`) or a folder (`from_pretrained`), its
+        weights in `dtype`."""
         if str(source) in PACKAGED_TEXT_ENCODERS:
-            return cls.from_package(str(source))
-        return cls.from_pretrained(source)
+            return cls.from_package(str(source), dtype)
+        return cls.from_pretrained(source, dtype)
 
     @classmethod
-    def from_package(cls, name: str) -> TextConditioner:
+    def from_package(cls, name: str, dtype: torch.dtype = torch.float32) -> TextConditioner:
         """The pretrained encoder installed as the package `name` (if not, a ModuleNotFoundError naming the pip
         command)."""
-        encoder, tokenizer = load_packaged(name)
+        encoder, tokenizer = load_packaged(name, dtype)
         return cls(encoder, tokenizer, package=name)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path) -> TextConditioner:
-        """Load a directory written by `save_pretrained` (a T5 or BERT encoder's config and weights, tokenizer
-        files)."""
+    def from_pretrained(cls, path: str | Path, dtype: torch.dtype = torch.float32) -> TextConditioner:
+        """Load a directory written by `save_pretrained` (or by transformers: a T5 or BERT encoder's config.json and
+        model.safetensors, tokenizer files)."""
         path = Path(path)
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path} must hold a text encoder saved by transformers (config.json, "
-                                    "model.safetensors, tokenizer files), or name a packaged one "
-                                    f"({', '.join(PACKAGED_TEXT_ENCODERS)})")
-        model_type = AutoConfig.from_pretrained(path, local_files_only=True).model_type
-        if model_type not in ENCODER_OPTIONS:
-            raise ValueError(f"{path} holds a {model_type!r} model; expected a text encoder of type "
-                             f"{' or '.join(ENCODER_OPTIONS)}")
-        encoder_class, options = ENCODER_OPTIONS[model_type]
-        try:
-            encoder = encoder_class.from_pretrained(path, local_files_only=True, **options)
-        except SafetensorError as error:
-            raise ValueError(f"{path}: the text encoder's weights are not a readable safetensors file "
-                             f"(truncated or corrupt?): {error}") from None
-        return cls(encoder, AutoTokenizer.from_pretrained(path, local_files_only=True))
+        if not (path / CONFIG_FILE).is_file():
+            raise FileNotFoundError(f"{path} must hold a text encoder ({CONFIG_FILE}, model.safetensors, tokenizer "
+                                    f"files), or name a packaged one ({', '.join(PACKAGED_TEXT_ENCODERS)})")
+        return cls(read_encoder(path, dtype), AutoTokenizer.from_pretrained(path, local_files_only=True))
 
     def save_pretrained(self, path: str | Path) -> None:
-        self.encoder.save_pretrained(path)
+        write_encoder(self.encoder, Path(path))
         self.tokenizer.save_pretrained(path)
 
     @property
     def dim(self) -> int:
         """Width of the condition (the encoder's width)."""
-        return self.encoder.config.hidden_size
+        return self.encoder.dim
 
     def train(self, mode: bool = True) -> TextConditioner:
         """A frozen encoder stays in eval mode (no dropout) whatever the parent's mode."""
@@ -105,11 +93,11 @@ class TextConditioner(nn.Module):
         """
         check_prompts(prompts)
         prompts = [prompt if prompt.strip() else "" for prompt in prompts]  # only spaces: no condition either
-        device = self.encoder.device
+        device = next(self.encoder.parameters()).device
         positional = hasattr(self.encoder.config, "max_position_embeddings")
         tokens = self.tokenizer(prompts, padding=True, truncation=positional, return_tensors="pt").to(device)
         with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
-            condition = self.encoder(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask).last_hidden_state
+            condition = self.encoder(tokens.input_ids, tokens.attention_mask)
         condition = condition.float()
         mask = tokens.attention_mask.bool()
         empty = torch.tensor([prompt == "" for prompt in prompts], device=device)

