@@ -4,8 +4,10 @@ transformers' layout: config.json (its `model_type` says which) and model.safete
     encoder = read_encoder(Path("runs/text_encoder"))    # T5Encoder or BertEncoder, weights memory-mapped
     write_encoder(encoder, Path("out"))
 
-Writing them here rather than running transformers' models keeps transformers' modelling code (about 120 MB of
-resident memory and 2 s of import) out of every generation; tokenizers and configs still come from transformers.
+Writing them here rather than running transformers' models keeps transformers' modelling code out of every
+generation (its import alone: 123 MB resident and 2 s; after a load about 50 MB, since torch imports much of the
+same once modules are built on the meta device: docs/benchmarks.md); tokenizers and configs still come from
+transformers.
 """
 from __future__ import annotations
 
