@@ -10,7 +10,6 @@ Checkpoints are found and read by musicgen/loading.py (both layouts).
 """
 from __future__ import annotations
 
-import ctypes
 import functools
 import itertools
 import math
@@ -26,6 +25,7 @@ from codec import Codec
 from codec.stereo import downmix, output_channels
 from infra.audio import mix_channels, resample
 from infra.config import save_config
+from infra.memory import release_free_memory
 from patterns import get_provider
 
 from .audiocraft_calls import AudiocraftCalls, texts_of
@@ -50,6 +50,7 @@ from .loading import (
 from .long_form import default_stride, plan_windows, stream_in_windows
 from .melody import Melody, MelodyGeneration
 from .streaming import Reach, measure_reach, stream_audio
+from .text_encoders import quantize_int8
 
 
 class MusicGen(AudiocraftCalls, MelodyGeneration):
@@ -79,7 +80,8 @@ class MusicGen(AudiocraftCalls, MelodyGeneration):
         quantize="int8": int8 LM weights (on the CPU through torch's dynamic quantization kernel), about 2x
         faster decoding than float32 on the CPU, close to but not exactly float32's tokens (the default None keeps the published weights as they are);
         quantize="int4": 4-bit weights with a scale and zero point per 64 inputs (fast_linear.Int4Linear), and the text
-        encoder stored and run in bfloat16 (its condition within about 1% of float32's): the least memory.
+        encoder run in bfloat16 with int8 weights (`text_encoders.quantize_int8`; its embedding tables float32 and
+        memory-mapped; its condition within about 3% of float32's): the least memory.
         compile=True: the LM's decode step compiled for fixed shapes (`LM.compile_decode`; CUDA graphs on GPU,
         where it pays; the first generation of each length compiles first).
         """
@@ -95,8 +97,11 @@ class MusicGen(AudiocraftCalls, MelodyGeneration):
         model.to(device, dtype)
         if quantize is not None:
             {"int8": model.lm.quantize_int8, "int4": model.lm.quantize_int4}[quantize]()
+        if quantize == "int4":
+            quantize_int8(model.conditioner.encoder)
         if compile:
             model.lm.compile_decode()
+        release_free_memory()  # the temporaries of the load (infra/memory.py)
         return model
 
     def save_pretrained(self, path: str | Path) -> None:
@@ -316,7 +321,7 @@ class MusicGen(AudiocraftCalls, MelodyGeneration):
         if laying_out:
             choose_cpu_layout(self.lm)
         if folding or laying_out:
-            _return_freed_memory()
+            release_free_memory()  # the weights replaced (infra/memory.py)
 
     def _frames(self, duration: float) -> int:
         if not is_number(duration) or not math.isfinite(duration) or duration <= 0:
@@ -373,15 +378,6 @@ def _one_clip_at_a_time(codec_call: Callable[[torch.Tensor], torch.Tensor], clip
 def _is_count(value) -> bool:
     """An int >= 0, not a bool."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _return_freed_memory() -> None:
-    """Hand the blocks freed by replacing weights back to the OS: glibc keeps them otherwise, and the process
-    would stay as large as with both copies of the weights. Nothing to do without glibc."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _progress_callback(progress: bool | Callable[[int, int], None]) -> Callable[[int, int], None] | None:

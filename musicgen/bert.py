@@ -63,7 +63,7 @@ class Embeddings(nn.Module):
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
         x = self.word_embeddings(input_ids) + self.token_type_embeddings.weight[0] + self.position_embeddings(positions)
-        return self.dropout(self.LayerNorm(x))
+        return self.dropout(self.LayerNorm(x.to(self.LayerNorm.weight.dtype)))  # the tables may be float32 beside it
 
 
 class SelfAttention(nn.Module):

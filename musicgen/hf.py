@@ -22,6 +22,7 @@ L0 R0 L1 R1 ..., each left/right pair sharing one delay (0, 0, 1, 1, ..., K/2 - 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 import torch
@@ -60,12 +61,13 @@ def read_hf_config(path: Path) -> MusicgenConfig:
         raise ValueError(f"{path / HF_CONFIG} is not a valid MusicGen config: {' '.join(str(error).split())}") from error
 
 
-def read_hf_weights(path: Path, *, text_encoder_cast: bool = False) -> dict[str, torch.Tensor]:
+def read_hf_weights(path: Path, *, text_encoder_cast: Collection[str] = ()) -> dict[str, torch.Tensor]:
     """Every tensor of model.safetensors, or of the shards its index lists (`infra.weights.read_weights`: mapped,
-    but for those that inference replaces; text_encoder_cast: the T5's too, for a text encoder stored in another
-    dtype than the file's)."""
+    but for those that inference replaces, and the T5 weights that `text_encoder_cast` names without their
+    "text_encoder." prefix, those that a text encoder in another dtype than the file's casts: `text_encoders.cast_names`)."""
     def replaced(name: str) -> bool:
-        return _replaced_for_inference(name) or text_encoder_cast and name.startswith("text_encoder.")
+        prefix, _, rest = name.partition(".")
+        return _replaced_for_inference(name) or prefix == "text_encoder" and rest in text_encoder_cast
 
     if (path / HF_WEIGHTS).is_file():
         return read_weights(path / HF_WEIGHTS, copy=replaced)
@@ -173,9 +175,9 @@ def pattern_from_hf(config: MusicgenConfig) -> PatternConfig:
 
 def conditioner_from_hf(config: MusicgenConfig, state: dict[str, torch.Tensor], path: Path,
                         dtype: torch.dtype = torch.float32) -> TextConditioner:
-    """The T5 encoder from the `text_encoder.*` weights (cast to `dtype`) and the tokenizer files at the top of
-    `path`."""
-    encoder = encoder_from_config(config.text_encoder.to_dict()).to(dtype)
+    """The T5 encoder from the `text_encoder.*` weights (cast to `dtype` but for its embedding tables:
+    `encoder_from_config`) and the tokenizer files at the top of `path`."""
+    encoder = encoder_from_config(config.text_encoder.to_dict(), dtype=dtype)
     try:
         load_encoder_weights(encoder, split_prefix(state, "text_encoder."))
     except ValueError as error:

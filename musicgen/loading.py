@@ -26,6 +26,7 @@ from . import hf, hf_melody
 from .conditioners import TextConditioner
 from .config import MusicGenConfig
 from .lm import LM, replaced_for_inference
+from .text_encoders import cast_names, encoder_from_config
 
 CONFIG_FILE = "config.yaml"
 LM_WEIGHTS = "lm.safetensors"
@@ -86,7 +87,8 @@ def _load_hf(path: Path, text_encoder_dtype: torch.dtype) -> Parts:
     resident (`infra.weights.read_weights`)."""
     melody = hf_melody.is_melody(path)
     hf_config = hf_melody.read_melody_config(path) if melody else hf.read_hf_config(path)
-    state = hf.read_hf_weights(path, text_encoder_cast=text_encoder_dtype != torch.float32)
+    cast = cast_names(encoder_from_config(hf_config.text_encoder.to_dict(), dtype=text_encoder_dtype))
+    state = hf.read_hf_weights(path, text_encoder_cast=cast)
     lm = hf_melody.lm_from_hf_melody(hf_config, state) if melody else hf.lm_from_hf(hf_config, state)
     codec = hf.codec_from_hf(hf_config, state)
     config = MusicGenConfig(lm=lm.config, pattern=hf.pattern_from_hf(hf_config),

@@ -123,7 +123,7 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hidden = F.gelu(self.wi_0(x), approximate="tanh") * self.wi_1(x) if self.gated else F.relu(self.wi(x))
-        return self.wo(self.dropout(hidden).to(self.wo.weight.dtype))
+        return self.wo(self.dropout(hidden))
 
 
 class AttentionLayer(nn.Module):
@@ -204,8 +204,8 @@ class T5Encoder(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """input_ids [B, L] int64, attention_mask [B, L] (1: token, 0: padding) -> states [B, L, d_model]."""
         stack = self.encoder
-        x = stack.dropout(stack.embed_tokens(input_ids))
-        dtype = stack.final_layer_norm.weight.dtype
+        dtype = stack.final_layer_norm.weight.dtype  # the blocks'; the embedding may be float32 beside them
+        x = stack.dropout(stack.embed_tokens(input_ids).to(dtype))
         padding = (1 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
         bias = stack.block[0].layer[0].SelfAttention.position_bias(input_ids.shape[1]).to(dtype) + padding
         for block in stack.block:
