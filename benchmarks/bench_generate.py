@@ -9,8 +9,8 @@ delay pattern. steps/s excludes the codec decode of the frames (timed apart in t
 over the rounds.
 
 Columns: steps/s; ratio to transformers; fraction of the weight-streaming bound (benchmarks/streaming_bound.py,
-measured first with the decoder's own matrix shapes: float32 sides against the float32 bound, int8 against
-the int8 bytes at the same rate, none for int4); peak memory (the worker's resident-set high-water mark while generating,
+measured first with the decoder's own matrix shapes: float32 sides against the float32 bound, int8 and int4
+against their bytes at the same rate); peak memory (the worker's resident-set high-water mark while generating,
 model included, or CUDA's peak allocation). Then the codec (CPU), in turn in one process: transformers'
 EncodecModel.decode against this project's Codec.decode (weight norm folded) on the same codes and weights,
 with their largest difference.
@@ -224,8 +224,9 @@ def bench_shape(shape: str, args: argparse.Namespace, bound: dict | None) -> lis
                "frames": args.frames, "steps": steps,
                "steps_per_s": round(steps / (generate - decode), 2), "total_steps_per_s": round(steps / generate, 2),
                "codec_decode_s": round(decode, 3), "peak_mb": peaks[side]}
-        if bound is not None and side != "ours-int4":
-            limit = bound["int8_bound_steps_per_s"] if side == "ours-int8" else bound["bound_steps_per_s"]
+        if bound is not None:
+            limit = bound[{"ours-int8": "int8_bound_steps_per_s", "ours-int4": "int4_bound_steps_per_s"}.get(
+                side, "bound_steps_per_s")]
             row["of_bound"] = round(row["steps_per_s"] / limit, 3)
         rows.append(row)
     for row in rows:
@@ -289,7 +290,8 @@ def print_table(rows: list[dict], bounds: dict[str, dict]) -> None:
     for shape, bound in bounds.items():
         print(f"\nbound ({shape}, {bound['rows']} rows, {bound['threads']} threads): {bound['weight_mb']} MB of float32 "
               f"weights a step; GB/s {bound['gb_per_s']}; {bound['bound_steps_per_s']} steps/s float32, "
-              f"{bound['int8_bound_steps_per_s']} int8, {bound['read_bound_steps_per_s']} at the plain read bandwidth")
+              f"{bound['int8_bound_steps_per_s']} int8, {bound['int4_bound_steps_per_s']} int4, "
+              f"{bound['read_bound_steps_per_s']} at the plain read bandwidth")
     sweep = [row for row in rows if "batch" in row]
     if sweep:
         print("\n| side | batch | steps/s | prompt-steps/s |\n| --- | ---: | ---: | ---: |")

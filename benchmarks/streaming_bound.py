@@ -9,10 +9,11 @@ the matmul each side uses, at the decode step's row count:
     packed       oneDNN's matmul on its packed layout, what this project runs on the CPU (musicgen.fast_linear.PackedLinear,
                  query/key/value and the heads fused)
     int8         this project's Int8Linear (int8 bytes)
+    int4         this project's Int4Linear (4-bit codes and a bfloat16 scale and zero point per INT4_GROUP_SIZE inputs)
     read         a sum over the same float32 bytes: the memory's read bandwidth, no matmul
 
-The bound (steps/s) is the float32 weight bytes over the fastest float32 way's time; the int8 bound is the
-int8 bytes at that same rate. Run alone: `python benchmarks/streaming_bound.py --shape small --threads 1`.
+The bound (steps/s) is the float32 weight bytes over the fastest float32 way's time; the int8 and int4 bounds
+are their bytes at that same rate. Run alone: `python benchmarks/streaming_bound.py --shape small --threads 1`.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from musicgen.fast_linear import Int8Linear, PackedLinear, can_pack
+from musicgen.fast_linear import INT4_GROUP_SIZE, Int4Linear, Int8Linear, PackedLinear, can_pack
 
 SHAPES = {  # decoder sizes: layers, width, ffn (transformers' MusicgenDecoderConfig names)
     "mid": dict(num_hidden_layers=8, hidden_size=512, ffn_dim=2048),
@@ -63,25 +64,28 @@ def measure_bound(shape: str, rows: int = 2, repeats: int = 5, clock=time.perf_c
     inputs = {width: torch.randn(rows, 1, width) for width in (sizes["hidden_size"], sizes["ffn_dim"])}
     float_bytes = sum(weight.numel() * 4 for weight in weights)
     int8_bytes = float_bytes // 4
+    int4_bytes = float_bytes // 8 + float_bytes // 4 // INT4_GROUP_SIZE * 4  # codes, and a scale and zero a group
     seconds = {
         "nn.Linear": _seconds_per_pass(lambda: [F.linear(inputs[w.shape[1]], w) for w in weights], repeats, clock),
         "read": _seconds_per_pass(lambda: [w.sum() for w in weights], repeats, clock),
     }
     del weights
-    for name, module in (("packed", PackedLinear), ("int8", Int8Linear)):
+    for name, module in (("packed", PackedLinear), ("int8", Int8Linear), ("int4", Int4Linear)):
         if name == "packed" and not can_pack(torch.empty(0)):
             continue
         layers = [module(nn.Linear(i, o, bias=False)) for o, i in decode_matrices(**sizes, fused=True)]
         widths = [i for _, i in decode_matrices(**sizes, fused=True)]
         seconds[name] = _seconds_per_pass(lambda: [layer(inputs[w]) for layer, w in zip(layers, widths)], repeats, clock)
         del layers
-    bandwidth = {name: (int8_bytes if name == "int8" else float_bytes) / value / 1e9 for name, value in seconds.items()}
+    bytes_of = {"int8": int8_bytes, "int4": int4_bytes}
+    bandwidth = {name: bytes_of.get(name, float_bytes) / value / 1e9 for name, value in seconds.items()}
     best_float = max(value for name, value in bandwidth.items() if name in ("nn.Linear", "packed"))
     return {
         "shape": shape, "rows": rows, "threads": torch.get_num_threads(), "weight_mb": round(float_bytes / 1e6, 1),
         "gb_per_s": {name: round(value, 1) for name, value in bandwidth.items()},
         "bound_steps_per_s": round(best_float * 1e9 / float_bytes, 1),
         "int8_bound_steps_per_s": round(best_float * 1e9 / int8_bytes, 1),
+        "int4_bound_steps_per_s": round(best_float * 1e9 / int4_bytes, 1),
         "read_bound_steps_per_s": round(bandwidth["read"] * 1e9 / float_bytes, 1),
     }
 
