@@ -86,8 +86,8 @@ class Int8WeightLinear(nn.Module):
 
     Unlike `Int8Linear`, the input is not rounded: a text encoder's token states carry outliers that rounding each
     call's input to 8 bits flattens (it moved MiniLM's states by 27%, docs/benchmarks.md), while rounding the
-    weights alone moves them by about 3%. On the CPU the product is torch's weight-only int8 kernel
-    (`_weight_int8pack_mm`, float32 or bfloat16 inputs); elsewhere a dequantised matmul. Generation only.
+    weights alone moves them by about 3%. For bfloat16 inputs on the CPU the product is torch's weight-only int8
+    kernel (`_weight_int8pack_mm`); otherwise a dequantised matmul. Generation only.
     """
 
     def __init__(self, linear: nn.Linear) -> None:
@@ -101,7 +101,7 @@ class Int8WeightLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [..., in_features] -> [..., out_features], in x's dtype."""
-        if x.is_cpu:
+        if x.is_cpu and x.dtype == torch.bfloat16:  # for float32 inputs the kernel is ~20x slower than a dequantised matmul
             rows = x.reshape(-1, self.in_features).contiguous()
             out = torch.ops.aten._weight_int8pack_mm(rows, self.weight, self.scales.to(x.dtype))
             out = out.reshape(*x.shape[:-1], self.out_features)
