@@ -66,19 +66,17 @@ class Int8Linear(nn.Module):
         super().__init__()
         if linear.bias is not None:
             raise ValueError("Int8Linear quantizes bias-free Linear layers only")
-        weight = linear.weight.detach().float()
-        scales = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
-        int8 = torch.round(weight / scales[:, None]).to(torch.int8)
-        self.packed = _prepack_int8(int8, scales) if weight.is_cpu else None
+        int8, scales = quantize_int8_rows(linear.weight)
+        self.packed = _prepack_int8(int8, scales) if linear.weight.is_cpu else None
         if self.packed is None:
             self.register_buffer("weight", int8)
-            self.register_buffer("scales", scales.to(weight.dtype))
+            self.register_buffer("scales", scales)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.packed is not None:
             reduce_range = torch.backends.quantized.engine != "qnnpack"
             return torch.ops.quantized.linear_dynamic(x.float(), self.packed, reduce_range).to(x.dtype)
-        return F.linear(x, self.weight.to(x.dtype)) * self.scales.to(x.dtype)
+        return _dequantised_int8_product(x, self.weight, self.scales)
 
 
 class Int8WeightLinear(nn.Module):
@@ -92,10 +90,9 @@ class Int8WeightLinear(nn.Module):
 
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
-        weight = linear.weight.detach().float()
-        self.out_features, self.in_features = weight.shape
-        scales = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
-        self.register_buffer("weight", torch.round(weight / scales[:, None]).to(torch.int8))
+        self.out_features, self.in_features = linear.weight.shape
+        int8, scales = quantize_int8_rows(linear.weight)
+        self.register_buffer("weight", int8)
         self.register_buffer("scales", scales.to(linear.weight.dtype))
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach())
 
@@ -106,8 +103,21 @@ class Int8WeightLinear(nn.Module):
             out = torch.ops.aten._weight_int8pack_mm(rows, self.weight, self.scales.to(x.dtype))
             out = out.reshape(*x.shape[:-1], self.out_features)
         else:
-            out = F.linear(x, self.weight.to(x.dtype)) * self.scales.to(x.dtype)
+            out = _dequantised_int8_product(x, self.weight, self.scales)
         return out if self.bias is None else out + self.bias.to(x.dtype)
+
+
+def quantize_int8_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """weight [N, K] -> int8 [N, K] and scales [N] float32 (each row's largest magnitude / 127), so that weight ~
+    int8 * scales[:, None], each weight moved by at most half its row's step."""
+    weight = weight.detach().float()
+    scales = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
+    return torch.round(weight / scales[:, None]).to(torch.int8), scales
+
+
+def _dequantised_int8_product(x: torch.Tensor, int8: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """x [..., K] times the rows int8 [N, K] * scales [N], in x's dtype: [..., N]."""
+    return F.linear(x, int8.to(x.dtype)) * scales.to(x.dtype)
 
 
 def _prepack_int8(int8: torch.Tensor, scales: torch.Tensor):

@@ -37,7 +37,8 @@ from infra.weights import read_weights
 from .conditioners import TextConditioner
 from .config import LMConfig, PatternConfig
 from .lm import ACTIVATIONS, LM
-from .text_encoders import encoder_from_config, load_encoder_weights
+from .t5 import T5Encoder
+from .text_encoders import load_encoder_weights
 
 HF_CONFIG = "config.json"
 HF_WEIGHTS = "model.safetensors"
@@ -173,11 +174,10 @@ def pattern_from_hf(config: MusicgenConfig) -> PatternConfig:
     return PatternConfig("delay", {"delays": [k // 2 for k in range(config.decoder.num_codebooks)]})
 
 
-def conditioner_from_hf(config: MusicgenConfig, state: dict[str, torch.Tensor], path: Path,
-                        dtype: torch.dtype = torch.float32) -> TextConditioner:
-    """The T5 encoder from the `text_encoder.*` weights (cast to `dtype` but for its embedding tables:
-    `encoder_from_config`) and the tokenizer files at the top of `path`."""
-    encoder = encoder_from_config(config.text_encoder.to_dict(), dtype=dtype)
+def conditioner_from_hf(encoder: T5Encoder, state: dict[str, torch.Tensor], path: Path) -> TextConditioner:
+    """The T5 `encoder` (built on the meta device by `text_encoders.encoder_from_config` from the config's
+    `text_encoder` section, in the dtype wanted) filled with the `text_encoder.*` weights, and the tokenizer files at
+    the top of `path`."""
     try:
         load_encoder_weights(encoder, split_prefix(state, "text_encoder."))
     except ValueError as error:

@@ -87,13 +87,13 @@ def _load_hf(path: Path, text_encoder_dtype: torch.dtype) -> Parts:
     resident (`infra.weights.read_weights`)."""
     melody = hf_melody.is_melody(path)
     hf_config = hf_melody.read_melody_config(path) if melody else hf.read_hf_config(path)
-    cast = cast_names(encoder_from_config(hf_config.text_encoder.to_dict(), dtype=text_encoder_dtype))
-    state = hf.read_hf_weights(path, text_encoder_cast=cast)
+    text_encoder = encoder_from_config(hf_config.text_encoder.to_dict(), dtype=text_encoder_dtype)
+    state = hf.read_hf_weights(path, text_encoder_cast=cast_names(text_encoder))
     lm = hf_melody.lm_from_hf_melody(hf_config, state) if melody else hf.lm_from_hf(hf_config, state)
     codec = hf.codec_from_hf(hf_config, state)
     config = MusicGenConfig(lm=lm.config, pattern=hf.pattern_from_hf(hf_config),
                             chroma=hf_melody.chroma_config_from_hf(path, codec.sample_rate))
-    return Parts(config, lm, hf.conditioner_from_hf(hf_config, state, path, text_encoder_dtype), codec)
+    return Parts(config, lm, hf.conditioner_from_hf(text_encoder, state, path), codec)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

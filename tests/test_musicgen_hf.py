@@ -19,6 +19,7 @@ from transformers import (
 
 from musicgen import MusicGen
 from musicgen.hf import conditioner_from_hf, lm_from_hf, read_hf_config, read_hf_weights
+from musicgen.text_encoders import encoder_from_config
 
 transformers.logging.set_verbosity_error()
 
@@ -110,7 +111,8 @@ def test_greedy_cfg_generation_matches_transformers(tmp_path, shape):
 def test_teacher_forcing_logits_match_transformers(tmp_path):
     reference = build_hf_musicgen(tmp_path, "k4")
     config, state = read_hf_config(tmp_path), read_hf_weights(tmp_path)
-    lm, conditioner = lm_from_hf(config, state), conditioner_from_hf(config, state, tmp_path)
+    lm = lm_from_hf(config, state)
+    conditioner = conditioner_from_hf(encoder_from_config(config.text_encoder.to_dict()), state, tmp_path)
     inputs = tiny_tokenizer()(PROMPTS, padding=True, return_tensors="pt")
     sequence = torch.randint(0, 33, (len(PROMPTS), 4, 9))
     with torch.no_grad():
