@@ -20,7 +20,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from .config import PACKAGED_TEXT_ENCODERS
 from .sentence_encoder import load_packaged
-from .text_encoders import CONFIG_FILE, TextEncoder, read_encoder, write_encoder
+from .text_encoders import TextEncoder, read_encoder, write_encoder
 
 
 class TextConditioner(nn.Module):
@@ -67,10 +67,12 @@ class TextConditioner(nn.Module):
         """Load a directory written by `save_pretrained` (or by transformers: a T5 or BERT encoder's config.json and
         model.safetensors, tokenizer files)."""
         path = Path(path)
-        if not (path / CONFIG_FILE).is_file():
-            raise FileNotFoundError(f"{path} must hold a text encoder ({CONFIG_FILE}, model.safetensors, tokenizer "
-                                    f"files), or name a packaged one ({', '.join(PACKAGED_TEXT_ENCODERS)})")
-        return cls(read_encoder(path, dtype), AutoTokenizer.from_pretrained(path, local_files_only=True))
+        try:
+            encoder = read_encoder(path, dtype)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"{error} (and its tokenizer files), or name a packaged one "
+                                    f"({', '.join(PACKAGED_TEXT_ENCODERS)})") from None
+        return cls(encoder, AutoTokenizer.from_pretrained(path, local_files_only=True))
 
     def save_pretrained(self, path: str | Path) -> None:
         write_encoder(self.encoder, Path(path))
