@@ -63,3 +63,7 @@ class IstftDecoder(nn.Module):
         window = torch.hann_window(self.n_fft, device=latent.device)
         wav = torch.istft(spectrum, self.n_fft, self.hop, window=window, center=True, length=frames * self.hop)
         return wav.reshape(batch, self.channels, -1).to(latent.dtype)
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """Inference: `forward` on the whole clip at once (its activations stay at the frame rate)."""
+        return self(latent)

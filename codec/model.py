@@ -104,7 +104,7 @@ class Codec(nn.Module):
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes [B, K, T] int64 in [0, cardinality) -> wav [B, C, T * hop] float32."""
         self._check_codes(codes)
-        return self.decoder(self.quantizer.decode(codes))
+        return self.decoder.decode(self.quantizer.decode(codes))
 
     def remove_weight_norm(self, decoder_only: bool = False) -> Codec:
         """Fold weight norm into plain convolution weights for faster inference: everywhere (config.norm becomes

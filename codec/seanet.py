@@ -7,6 +7,11 @@ Encoder: conv(kernel_size) -> for each ratio (reversed): residual blocks, ELU, s
 (kernel 2 x ratio, channels doubled) -> LSTM -> ELU -> conv(last_kernel_size) to `dimension`.
 The decoder mirrors it with transposed convolutions. Module names and order follow EnCodec's
 (`layers.N`, `block.1`, `shortcut`, `lstm`), so published weights map onto them one to one.
+
+`SEANetDecoder.decode` (inference) runs the layers after the LSTM on DECODE_CHUNK_FRAMES frames at a time, each
+with `reach` frames of context on both sides that are decoded and cut off again: the same audio as one pass up to
+float rounding, with a fraction of the activations at the sample rate alive at once (a [64, 64000] tensor is 16 MB
+for 2 s of audio at 32 kHz).
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from torch.nn.utils import parametrizations, parametrize
 from .config import CodecConfig
 
 NORMS = ("weight_norm", "none")
+DECODE_CHUNK_FRAMES = 40
 PAD_MODES = ("reflect", "constant", "replicate", "circular")
 
 
@@ -178,6 +184,37 @@ class SEANetDecoder(nn.Module):
             layers += _residual_blocks(config, width)
         layers += [nn.ELU(), PaddedConv1d(width, config.channels, config.last_kernel_size, **conv)]
         self.layers = nn.Sequential(*layers)
+        self.hop_length = config.hop_length
+        self.tail_start = 2 if config.lstm_layers else 1  # the layers from here on run at the sample rate's side
+        self.reach = tail_reach(self.layers[self.tail_start:])
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         return self.layers(latent)
+
+    def decode(self, latent: torch.Tensor, chunk_frames: int = DECODE_CHUNK_FRAMES) -> torch.Tensor:
+        """latent [B, dimension, T] -> wav [B, channels, T * hop], as `forward`, with the upsampling layers run on
+        chunk_frames frames at a time (plus `reach` frames of context each side)."""
+        hidden = self.layers[: self.tail_start](latent)
+        tail = self.layers[self.tail_start:]
+        frames = hidden.shape[-1]
+        chunks = []
+        for start in range(0, frames, chunk_frames):
+            end = min(start + chunk_frames, frames)
+            first, last = max(start - self.reach, 0), min(end + self.reach, frames)
+            wav = tail(hidden[..., first:last])
+            chunks.append(wav[..., (start - first) * self.hop_length: (end - first) * self.hop_length])
+        return torch.cat(chunks, dim=-1)
+
+
+def tail_reach(layers: nn.Sequential) -> int:
+    """The frames of input on each side that an output sample of these layers (the decoder's after its LSTM) can
+    depend on, at most: from the last layer back, a convolution widens the reach by its padding and a transposed
+    one (kernel 2 x stride) maps it to its input's rate, ceil(reach / stride) + 2 (its two taps and its trim)."""
+    reach = 0
+    for layer in reversed(layers):
+        for module in reversed(list(layer.modules())):
+            if isinstance(module, PaddedConv1d):
+                reach += module.padding_total
+            elif isinstance(module, PaddedConvTranspose1d):
+                reach = -(-reach // module.conv.stride[0]) + 2
+    return reach

@@ -25,7 +25,7 @@ from codec import Codec
 from codec.stereo import downmix, output_channels
 from infra.audio import mix_channels, resample
 from infra.config import save_config
-from infra.memory import release_free_memory
+from infra.memory import gather_buffers, release_free_memory
 from patterns import get_provider
 
 from .audiocraft_calls import AudiocraftCalls, texts_of
@@ -33,7 +33,7 @@ from .beat_clock import beats_per_frame, with_inferred_tempo
 from .conditioners import TextConditioner, check_prompts
 from .config import MusicGenConfig, Sampling, is_number
 from .cpu_layout import choose_cpu_layout
-from .fast_linear import can_pack
+from .fast_linear import Int4Linear, Int8WeightLinear, can_pack
 from .generate import row_generators
 from .hub import checkpoint_folder
 from .lm import LM
@@ -99,6 +99,8 @@ class MusicGen(AudiocraftCalls, MelodyGeneration):
             {"int8": model.lm.quantize_int8, "int4": model.lm.quantize_int4}[quantize]()
         if quantize == "int4":
             quantize_int8(model.conditioner.encoder)
+            quantized = [*model.lm.modules(), *model.conditioner.encoder.modules()]
+            gather_buffers(module for module in quantized if isinstance(module, (Int4Linear, Int8WeightLinear)))
         if compile:
             model.lm.compile_decode()
         release_free_memory()  # the temporaries of the load (infra/memory.py)

@@ -121,6 +121,24 @@ def test_checkpoint_that_does_not_match_its_config_names_the_tensor(tmp_path):
         Codec.from_pretrained(tmp_path / "nowhere")
 
 
+@pytest.mark.parametrize("overrides", [
+    dict(),
+    dict(causal=True, conv_shortcut=True, lstm_layers=0),
+    dict(channels=2, ratios=[5, 3, 2], n_residual_layers=3, residual_kernel_size=5, last_kernel_size=9,
+         pad_mode="constant"),
+])
+def test_decoding_in_chunks_gives_the_one_pass_audio(overrides):
+    decoder = Codec(tiny_config(**overrides)).eval().decoder
+    with torch.no_grad():
+        for frames in (1, 5, 12, 23):
+            latent = torch.randn(2, 16, frames)
+            whole = decoder(latent)
+            for chunk_frames in (1, 4, 7):
+                torch.testing.assert_close(decoder.decode(latent, chunk_frames), whole, rtol=0, atol=1e-5)
+        decoder.reach = 0  # too little context: the chunks' edges show
+        assert not torch.allclose(decoder.decode(latent, 4), whole, rtol=0, atol=1e-3)
+
+
 def test_causal_codes_do_not_depend_on_the_future():
     codec = Codec(tiny_config(causal=True)).eval()
     wav = torch.randn(1, 1, 20 * codec.hop_length)

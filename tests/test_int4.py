@@ -90,6 +90,10 @@ def test_int4_model_generates_and_refuses_to_be_saved(tmp_path):
     build_hf_musicgen(tmp_path / "hf", "k4")  # width 48 and ffn 96: inputs padded to whole groups of 64
     model = MusicGen.from_pretrained(tmp_path / "hf", device="cpu", quantize="int4")
     assert isinstance(model.lm.fused_heads, Int4Linear) and model.lm.quantized
+    quantized = [module for part in (model.lm, model.conditioner.encoder) for module in part.modules()
+                 if isinstance(module, (Int4Linear, Int8WeightLinear))]
+    storages = {buffer.untyped_storage().data_ptr() for module in quantized for buffer in module.buffers()}
+    assert len(storages) == 1  # gathered into one allocation after the load (infra/memory.py)
     wav = model.generate(["epic"], duration=0.005, seed=0)
     assert wav.shape == (1, 1, 40) and torch.isfinite(wav).all()
     with pytest.raises(ValueError, match="int4-quantized LM cannot be saved"):
