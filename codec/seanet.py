@@ -185,7 +185,7 @@ class SEANetDecoder(nn.Module):
         layers += [nn.ELU(), PaddedConv1d(width, config.channels, config.last_kernel_size, **conv)]
         self.layers = nn.Sequential(*layers)
         self.hop_length = config.hop_length
-        self.tail_start = 2 if config.lstm_layers else 1  # the layers from here on run at the sample rate's side
+        self.tail_start = 2 if config.lstm_layers else 1  # layers[tail_start:] upsample to the sample rate
         self.reach = tail_reach(self.layers[self.tail_start:])
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
@@ -194,6 +194,8 @@ class SEANetDecoder(nn.Module):
     def decode(self, latent: torch.Tensor, chunk_frames: int = DECODE_CHUNK_FRAMES) -> torch.Tensor:
         """latent [B, dimension, T] -> wav [B, channels, T * hop], as `forward`, with the upsampling layers run on
         chunk_frames frames at a time (plus `reach` frames of context each side)."""
+        if chunk_frames < 1:
+            raise ValueError(f"chunk_frames must be at least 1, got {chunk_frames}")
         hidden = self.layers[: self.tail_start](latent)
         tail = self.layers[self.tail_start:]
         frames = hidden.shape[-1]

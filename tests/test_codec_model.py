@@ -137,6 +137,8 @@ def test_decoding_in_chunks_gives_the_one_pass_audio(overrides):
                 torch.testing.assert_close(decoder.decode(latent, chunk_frames), whole, rtol=0, atol=1e-5)
         decoder.reach = 0  # too little context: the chunks' edges show
         assert not torch.allclose(decoder.decode(latent, 4), whole, rtol=0, atol=1e-3)
+        with pytest.raises(ValueError, match="chunk_frames must be at least 1"):
+            decoder.decode(latent, 0)
 
 
 def test_causal_codes_do_not_depend_on_the_future():
