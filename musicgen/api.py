@@ -99,8 +99,8 @@ class MusicGen(AudiocraftCalls, MelodyGeneration):
             {"int8": model.lm.quantize_int8, "int4": model.lm.quantize_int4}[quantize]()
         if quantize == "int4":
             quantize_int8(model.conditioner.encoder)
-            quantized = [*model.lm.modules(), *model.conditioner.encoder.modules()]
-            gather_buffers(module for module in quantized if isinstance(module, (Int4Linear, Int8WeightLinear)))
+            modules = [*model.lm.modules(), *model.conditioner.encoder.modules()]
+            gather_buffers(module for module in modules if isinstance(module, (Int4Linear, Int8WeightLinear)))
         if compile:
             model.lm.compile_decode()
         release_free_memory()  # the temporaries of the load (infra/memory.py)
