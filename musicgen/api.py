@@ -81,7 +81,8 @@ class MusicGen(AudiocraftCalls, MelodyGeneration):
         faster decoding than float32 on the CPU, close to but not exactly float32's tokens (the default None keeps the published weights as they are);
         quantize="int4": 4-bit weights with a scale and zero point per 64 inputs (fast_linear.Int4Linear), and the text
         encoder run in bfloat16 with int8 weights (`text_encoders.quantize_int8`; its embedding tables float32 and
-        memory-mapped; its condition within about 3% of float32's): the least memory.
+        memory-mapped; its condition within about 3% of float32's), both gathered into one allocation
+        (`infra.memory.gather_buffers`): the least memory.
         compile=True: the LM's decode step compiled for fixed shapes (`LM.compile_decode`; CUDA graphs on GPU,
         where it pays; the first generation of each length compiles first).
         """
