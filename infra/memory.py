@@ -41,10 +41,10 @@ def gather_buffers(modules: Iterable[nn.Module]) -> None:
     if len(devices) > 1:
         raise ValueError(f"gather_buffers gathers buffers on one device, got {sorted(map(str, devices))}")
     nbytes = [buffer.numel() * buffer.element_size() for _, _, buffer in buffers]
-    block = torch.empty(sum(-(-size // ALIGNMENT) * ALIGNMENT for size in nbytes), dtype=torch.uint8,
-                        device=devices.pop() if devices else None)
-    offset = 0
-    for (module, name, buffer), size in zip(buffers, nbytes):
-        view = block[offset: offset + size].view(buffer.dtype).view(buffer.shape)
+    starts = [0]
+    for size in nbytes:
+        starts.append(starts[-1] + -(-size // ALIGNMENT) * ALIGNMENT)
+    block = torch.empty(starts[-1], dtype=torch.uint8, device=devices.pop() if devices else None)
+    for (module, name, buffer), start, size in zip(buffers, starts, nbytes):
+        view = block[start: start + size].view(buffer.dtype).view(buffer.shape)
         setattr(module, name, view.copy_(buffer))
-        offset += -(-size // ALIGNMENT) * ALIGNMENT
