@@ -33,7 +33,7 @@ from .beat_clock import beats_per_frame, with_inferred_tempo
 from .conditioners import TextConditioner, check_prompts
 from .config import MusicGenConfig, Sampling, is_number
 from .cpu_layout import choose_cpu_layout
-from .fast_linear import Int4Linear, Int8WeightLinear, can_pack
+from .fast_linear import Int4Linear, can_pack
 from .generate import row_generators
 from .hub import checkpoint_folder
 from .lm import LM
@@ -50,7 +50,6 @@ from .loading import (
 from .long_form import default_stride, plan_windows, stream_in_windows
 from .melody import Melody, MelodyGeneration
 from .streaming import Reach, measure_reach, stream_audio
-from .text_encoders import quantize_int8
 
 
 class MusicGen(AudiocraftCalls, MelodyGeneration):
@@ -79,10 +78,9 @@ class MusicGen(AudiocraftCalls, MelodyGeneration):
         (default float32; float16 or bfloat16 on GPU); the text encoder (but under int4) and the codec stay in float32.
         quantize="int8": int8 LM weights (on the CPU through torch's dynamic quantization kernel), about 2x
         faster decoding than float32 on the CPU, close to but not exactly float32's tokens (the default None keeps the published weights as they are);
-        quantize="int4": 4-bit weights with a scale and zero point per 64 inputs (fast_linear.Int4Linear), and the text
-        encoder run in bfloat16 with int8 weights (`text_encoders.quantize_int8`; its embedding tables float32 and
-        memory-mapped; its condition within about 3% of float32's), both gathered into one allocation
-        (`infra.memory.gather_buffers`): the least memory.
+        quantize="int4": 4-bit weights with a scale and zero point per 64 inputs (fast_linear.Int4Linear), gathered
+        into one allocation (`infra.memory.gather_buffers`), and the text encoder run in bfloat16 (its embedding
+        tables float32 and memory-mapped): the least memory.
         compile=True: the LM's decode step compiled for fixed shapes (`LM.compile_decode`; CUDA graphs on GPU,
         where it pays; the first generation of each length compiles first).
         """
@@ -99,9 +97,7 @@ class MusicGen(AudiocraftCalls, MelodyGeneration):
         if quantize is not None:
             {"int8": model.lm.quantize_int8, "int4": model.lm.quantize_int4}[quantize]()
         if quantize == "int4":
-            quantize_int8(model.conditioner.encoder)
-            modules = [*model.lm.modules(), *model.conditioner.encoder.modules()]
-            gather_buffers(module for module in modules if isinstance(module, (Int4Linear, Int8WeightLinear)))
+            gather_buffers(module for module in model.lm.modules() if isinstance(module, Int4Linear))
         if compile:
             model.lm.compile_decode()
         release_free_memory()  # the temporaries of the load (infra/memory.py)

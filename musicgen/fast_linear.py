@@ -1,5 +1,4 @@
-"""Linear layers for memory-bound CPU decoding, swapped in by `LM.pack_for_cpu`, `LM.quantize_int8` and `LM.quantize_int4`
-(and `Int8WeightLinear` in a text encoder by `text_encoders.quantize_int8`).
+"""Linear layers for memory-bound CPU decoding, swapped in by `LM.pack_for_cpu`, `LM.quantize_int8` and `LM.quantize_int4`.
 
 A decode step multiplies a few rows by every weight, so its speed is the speed of reading the weights:
 `PackedLinear` keeps float32 weights in oneDNN's blocked layout, `Int8Linear` reads a quarter of the bytes,
@@ -77,34 +76,6 @@ class Int8Linear(nn.Module):
             reduce_range = torch.backends.quantized.engine != "qnnpack"
             return torch.ops.quantized.linear_dynamic(x.float(), self.packed, reduce_range).to(x.dtype)
         return _dequantised_int8_product(x, self.weight, self.scales)
-
-
-class Int8WeightLinear(nn.Module):
-    """A Linear (bias or not) holding int8 weights and one scale per output row, multiplying in the input's dtype.
-
-    Unlike `Int8Linear`, the input is not rounded: a text encoder's token states carry outliers that rounding each
-    call's input to 8 bits flattens (it moved MiniLM's states by 27%, docs/benchmarks.md), while rounding the
-    weights alone moves them by about 3%. For bfloat16 inputs on the CPU the product is torch's weight-only int8
-    kernel (`_weight_int8pack_mm`); otherwise a dequantised matmul. Generation only.
-    """
-
-    def __init__(self, linear: nn.Linear) -> None:
-        super().__init__()
-        self.out_features, self.in_features = linear.weight.shape
-        int8, scales = quantize_int8_rows(linear.weight)
-        self.register_buffer("weight", int8)
-        self.register_buffer("scales", scales.to(linear.weight.dtype))
-        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x [..., in_features] -> [..., out_features], in x's dtype."""
-        if x.is_cpu and x.dtype == torch.bfloat16:  # for float32 inputs the kernel is ~20x slower than a dequantised matmul
-            rows = x.reshape(-1, self.in_features).contiguous()
-            out = torch.ops.aten._weight_int8pack_mm(rows, self.weight, self.scales.to(x.dtype))
-            out = out.reshape(*x.shape[:-1], self.out_features)
-        else:
-            out = _dequantised_int8_product(x, self.weight, self.scales)
-        return out if self.bias is None else out + self.bias.to(x.dtype)
 
 
 def quantize_int8_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

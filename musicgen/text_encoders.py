@@ -21,7 +21,6 @@ from torch import nn
 from infra.weights import load_weights, read_weights
 
 from .bert import BertEncoder, BertEncoderConfig
-from .fast_linear import Int8WeightLinear
 from .t5 import T5Encoder, T5EncoderConfig
 
 TextEncoder = T5Encoder | BertEncoder
@@ -52,16 +51,6 @@ def cast_names(encoder: TextEncoder) -> set[str]:
     """The weights `encoder` holds in another dtype than float32: those to read apart from the file's mapping and
     cast (`infra.weights.read_weights`); the others stay mapped."""
     return {name for name, tensor in encoder.state_dict().items() if tensor.dtype != torch.float32}
-
-
-def quantize_int8(encoder: TextEncoder) -> TextEncoder:
-    """Swap every Linear of the encoder for an `Int8WeightLinear` (int8 weights, one scale a row; the input's dtype
-    kept): half of bfloat16's bytes, the condition within about 3% of float32's (generation only)."""
-    for module in list(encoder.modules()):
-        for name, child in module.named_children():
-            if isinstance(child, nn.Linear):
-                setattr(module, name, Int8WeightLinear(child))
-    return encoder
 
 
 def load_encoder_weights(encoder: TextEncoder, state: dict[str, torch.Tensor]) -> None:

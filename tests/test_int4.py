@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from musicgen import MusicGen, fast_linear
-from musicgen.fast_linear import Int4Linear, Int8WeightLinear, dequantize_int4, quantize_int4
+from musicgen.fast_linear import Int4Linear, dequantize_int4, quantize_int4
 
 from test_musicgen_hf import build_hf_musicgen
 from test_speed_paths import CARD, K, conditions, tiny_lm
@@ -90,8 +90,7 @@ def test_int4_model_generates_and_refuses_to_be_saved(tmp_path):
     build_hf_musicgen(tmp_path / "hf", "k4")  # width 48 and ffn 96: inputs padded to whole groups of 64
     model = MusicGen.from_pretrained(tmp_path / "hf", device="cpu", quantize="int4")
     assert isinstance(model.lm.fused_heads, Int4Linear) and model.lm.quantized
-    quantized = [module for part in (model.lm, model.conditioner.encoder) for module in part.modules()
-                 if isinstance(module, (Int4Linear, Int8WeightLinear))]
+    quantized = [module for module in model.lm.modules() if isinstance(module, Int4Linear)]
     storages = {buffer.untyped_storage().data_ptr() for module in quantized for buffer in module.buffers()}
     assert len(storages) == 1  # gathered into one allocation after the load (infra/memory.py)
     wav = model.generate(["epic"], duration=0.005, seed=0)
@@ -116,20 +115,17 @@ def mapped_file(tensor: torch.Tensor) -> Path | None:
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads the process's mappings from Linux's /proc")
 @pytest.mark.parametrize("layout", ["hf", "own"])
-def test_int4_model_runs_its_text_encoder_in_bfloat16_with_int8_weights_and_its_embedding_mapped(tmp_path, layout):
+def test_int4_model_runs_its_text_encoder_in_bfloat16_with_its_embedding_mapped(tmp_path, layout):
     build_hf_musicgen(tmp_path / "hf", "k4")
     if layout == "own":
         MusicGen.from_pretrained(tmp_path / "hf").save_pretrained(tmp_path / "own")
     reference = MusicGen.from_pretrained(tmp_path / layout)
     model = MusicGen.from_pretrained(tmp_path / layout, quantize="int4")
     encoder = model.conditioner.encoder
-    assert not any(isinstance(module, nn.Linear) for module in encoder.modules())
-    quantized = [module for module in encoder.modules() if isinstance(module, Int8WeightLinear)]
-    assert len(quantized) == 2 * 6 and all(module.weight.dtype == torch.int8 for module in quantized)  # 2 blocks
     embedding_weights = {f"{name}.weight" for name, module in encoder.named_modules() if isinstance(module, nn.Embedding)}
     assert embedding_weights == {"shared.weight", "encoder.embed_tokens.weight",  # one tensor, tied
                                  "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"}
-    for name, parameter in encoder.named_parameters():  # the embeddings and the layer norms
+    for name, parameter in encoder.named_parameters():  # the embeddings float32, every other weight bfloat16
         assert parameter.dtype == (torch.float32 if name in embedding_weights else torch.bfloat16), name
     assert {p.dtype for p in reference.conditioner.parameters()} == {torch.float32}
     # the token embedding is read where it lies in the file: a lookup makes only its rows resident
@@ -141,5 +137,5 @@ def test_int4_model_runs_its_text_encoder_in_bfloat16_with_int8_weights_and_its_
         condition, mask = model.conditioner(prompts)
         expected, expected_mask = reference.conditioner(prompts)
     assert condition.dtype == torch.float32 and torch.equal(mask, expected_mask)
-    # int8 weights move each product by about 1%, bfloat16's 8-bit mantissa by 0.3%, through a few layers
-    assert relative_error(condition[mask], expected[mask]) < 0.04
+    # bfloat16's 8-bit mantissa moves each product by about 0.3%, through a few layers
+    assert relative_error(condition[mask], expected[mask]) < 0.02

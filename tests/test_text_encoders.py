@@ -12,8 +12,7 @@ from transformers import BertConfig, BertModel, T5Config, T5EncoderModel
 from musicgen.bert import BertEncoder
 from musicgen.sentence_encoder import load_packaged, packaged_model_dir
 from musicgen.t5 import T5Encoder, T5EncoderConfig, relative_buckets
-from musicgen.fast_linear import Int8WeightLinear
-from musicgen.text_encoders import quantize_int8, read_encoder, write_encoder
+from musicgen.text_encoders import read_encoder, write_encoder
 
 
 def token_batch(vocab_size: int, lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,37 +95,3 @@ def test_bad_folders_are_clear_errors(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({**config, "feed_forward_proj": "gated-silu"}))
     with pytest.raises(ValueError, match="feed_forward_proj must be one of"):
         read_encoder(tmp_path)
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("bias", [False, True])
-def test_int8_weight_linear_multiplies_by_its_rounded_weights(dtype, bias):
-    torch.manual_seed(0)
-    linear = torch.nn.Linear(96, 40, bias=bias)
-    quantized = Int8WeightLinear(linear)
-    weight = linear.weight.detach()
-    rounded = quantized.weight.float() * quantized.scales.float()[:, None]
-    # each weight moves by at most half a step of its row's scale (max |w| / 127)
-    assert ((rounded - weight).abs() <= quantized.scales[:, None] / 2 + 1e-7).all()
-    x = torch.randn(3, 5, 96).to(dtype)
-    expected = x.float() @ rounded.T + (linear.bias.detach() if bias else 0)
-    out = quantized(x)
-    assert out.dtype == dtype and out.shape == (3, 5, 40)
-    # the input is not rounded: float32 to its own rounding, bfloat16 to its 8-bit mantissa
-    torch.testing.assert_close(out.float(), expected, rtol=1e-4 if dtype == torch.float32 else 2e-2,
-                               atol=1e-4 if dtype == torch.float32 else 2e-2)
-
-
-def test_int8_text_encoders_stay_within_a_few_percent_of_float32():
-    """MiniLM's trained weights (the default model's encoder): int8 weights move its token states by about 3%."""
-    reference, tokenizer = load_packaged("minilm")
-    quantized = quantize_int8(load_packaged("minilm")[0])
-    assert not any(isinstance(module, torch.nn.Linear) for module in quantized.modules())
-    tokens = tokenizer(["a slow sad string section in D minor", "piano", "brisk brass fanfare"], padding=True,
-                       return_tensors="pt")
-    keep = tokens.attention_mask.bool()
-    with torch.no_grad():
-        expected = reference(tokens.input_ids, tokens.attention_mask)[keep]
-        states = quantized(tokens.input_ids, tokens.attention_mask)[keep]
-    error = ((states - expected).norm() / expected.norm()).item()
-    assert 0 < error < 0.05
