@@ -153,9 +153,9 @@ class Codec(nn.Module):
             raise FileNotFoundError(f"no {WEIGHTS_FILE} in {directory} (only safetensors weights are read)")
         if (directory / CONFIG_FILE).is_file():
             config = load_config(CodecConfig, directory / CONFIG_FILE)
-            return cls.from_weights(config, read_weights(weights, copy=is_decoder_weight_norm_half)).to(device)
+            return cls.from_weights(config, read_weights(weights, apart=_weight_norm_group)).to(device)
         if (directory / "config.json").is_file():
-            state_dict = read_weights(weights, copy=is_decoder_weight_norm_half)
+            state_dict = read_weights(weights, apart=_weight_norm_group)
             return cls.from_hf(json.loads((directory / "config.json").read_text()), state_dict).to(device)
         raise FileNotFoundError(f"no {CONFIG_FILE} (this project) or config.json (Hugging Face EnCodec) in {directory}")
 
@@ -176,6 +176,11 @@ class Codec(nn.Module):
             raise ValueError(f"expected integer codes (int64), got dtype {codes.dtype}")
         if codes.numel() and (codes.min() < 0 or codes.max() >= self.cardinality):
             raise ValueError(f"expected codes in [0, {self.cardinality}), got values in [{int(codes.min())}, {int(codes.max())}]")
+
+
+def _weight_norm_group(name: str) -> str | None:
+    """The decoder's weight-norm halves are read through a mapping of their own (`infra.weights.read_weights`)."""
+    return "weight-norm halves" if is_decoder_weight_norm_half(name) else None
 
 
 def is_decoder_weight_norm_half(name: str) -> bool:

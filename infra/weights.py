@@ -13,23 +13,28 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 
-def read_weights(path: str | Path, copy: Callable[[str], bool] = lambda name: False) -> dict[str, torch.Tensor]:
+def read_weights(path: str | Path, apart: Callable[[str], str | None] = lambda name: None) -> dict[str, torch.Tensor]:
     """The tensors of a safetensors file, memory-mapped (as transformers loads them): a page of the file
     joins the process's memory when it is first read, so weights that are never used (an encoder while
     generating, the unused rows of an embedding) cost nothing. A truncated or corrupt file is a ValueError
     naming it.
 
-    A page once read stays resident for as long as any tensor of the mapping lives, so the tensors for which
-    `copy(name)` holds, those that inference replaces by new ones (weights packed for the CPU, weight-norm
-    halves folded), are read into memory of their own instead, through a second mapping that is gone at
-    once: the replacement then frees them.
+    A page once read stays resident for as long as any tensor of its mapping lives. So the tensors that inference
+    replaces by new ones (matrices packed or quantized, weight-norm halves folded, weights cast) are named by
+    `apart(name)`, which gives each a group: every group is read through a mapping of its own, whose pages leave
+    memory with the last of the group's tensors, without ever being copied into memory of their own. Tensors for
+    which it gives None share the first mapping, which lives as long as the model.
     """
     try:
         with safe_open(str(path), framework="pt") as file:
             names = list(file.keys())
-            state_dict = {name: file.get_tensor(name) for name in names if not copy(name)}
-        with safe_open(str(path), framework="pt") as file:
-            state_dict.update({name: file.get_tensor(name).clone() for name in names if copy(name)})
+        groups: dict[str | None, list[str]] = {}
+        for name in names:
+            groups.setdefault(apart(name), []).append(name)
+        state_dict = {}
+        for members in groups.values():
+            with safe_open(str(path), framework="pt") as file:
+                state_dict.update({name: file.get_tensor(name) for name in members})
     except SafetensorError as error:
         raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {error}") from None
     return state_dict

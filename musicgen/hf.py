@@ -63,27 +63,26 @@ def read_hf_config(path: Path) -> MusicgenConfig:
 
 
 def read_hf_weights(path: Path, *, text_encoder_cast: Collection[str] = ()) -> dict[str, torch.Tensor]:
-    """Every tensor of model.safetensors, or of the shards its index lists (`infra.weights.read_weights`: mapped,
-    but for those that inference replaces, and the T5 weights that `text_encoder_cast` names without their
-    "text_encoder." prefix, those that a text encoder in another dtype than the file's casts: `text_encoders.cast_names`)."""
-    def replaced(name: str) -> bool:
+    """Every tensor of model.safetensors, or of the shards its index lists (`infra.weights.read_weights`: mapped;
+    those that inference replaces through a mapping of their own for each part, so that one part's replacement frees
+    its pages: the decoder's matrices, the codec decoder's weight-norm halves, and the T5 weights that
+    `text_encoder_cast` names without their "text_encoder." prefix, those that a text encoder in another dtype than
+    the file's casts: `text_encoders.cast_names`)."""
+    def replaced(name: str) -> str | None:
         prefix, _, rest = name.partition(".")
-        return _replaced_for_inference(name) or prefix == "text_encoder" and rest in text_encoder_cast
+        if name.startswith((DECODER + "layers.", "decoder.lm_heads.")) and "layer_norm" not in name:
+            return "decoder"
+        if prefix == "audio_encoder" and is_decoder_weight_norm_half(rest):
+            return "audio_encoder"
+        return "text_encoder" if prefix == "text_encoder" and rest in text_encoder_cast else None
 
     if (path / HF_WEIGHTS).is_file():
-        return read_weights(path / HF_WEIGHTS, copy=replaced)
+        return read_weights(path / HF_WEIGHTS, apart=replaced)
     shards = sorted(set(json.loads((path / HF_WEIGHTS_INDEX).read_text())["weight_map"].values()))
     state: dict[str, torch.Tensor] = {}
     for shard in shards:
-        state.update(read_weights(path / shard, copy=replaced))
+        state.update(read_weights(path / shard, apart=replaced))
     return state
-
-
-def _replaced_for_inference(name: str) -> bool:
-    """The tensors that inference replaces by new ones: the decoder's layers and heads (`lm.replaced_for_inference`)
-    and the codec decoder's weight-norm halves."""
-    return (name.startswith((DECODER + "layers.", "decoder.lm_heads."))
-            or name.startswith("audio_encoder.") and is_decoder_weight_norm_half(name[len("audio_encoder."):]))
 
 
 def split_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

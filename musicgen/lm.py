@@ -51,9 +51,10 @@ ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}  # by LMConfig.activation (config
 
 
 def replaced_for_inference(name: str) -> bool:
-    """Whether an LM state-dict tensor belongs to the layers or heads, whose matrices `pack_for_cpu` and
-    `quantize_int8`/`quantize_int4` replace by new ones (for `codec.model.read_weights`'s `copy`)."""
-    return name.startswith(("layers.", "heads."))
+    """Whether an LM state-dict tensor is a matrix of the layers or heads, which `pack_for_cpu` and
+    `quantize_int8`/`quantize_int4` replace by new ones (read through a mapping of their own:
+    `infra.weights.read_weights`); the layer norms are not."""
+    return name.startswith(("layers.", "heads.")) and "_norm." not in name
 
 
 class FeedForward(nn.Module):

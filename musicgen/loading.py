@@ -76,7 +76,8 @@ def _load_own(path: Path, text_encoder_dtype: torch.dtype) -> Parts:
         if not (path / required).exists():
             raise FileNotFoundError(f"{path} has {CONFIG_FILE} but no {required}; a checkpoint holds "
                                     f"{CONFIG_FILE}, {LM_WEIGHTS}, {CODEC_DIR}/ and {TEXT_ENCODER_DIR}/")
-    lm = LM.from_weights(config.lm, read_weights(path / LM_WEIGHTS, copy=replaced_for_inference))
+    state = read_weights(path / LM_WEIGHTS, apart=lambda name: "matrices" if replaced_for_inference(name) else None)
+    lm = LM.from_weights(config.lm, state)
     conditioner = TextConditioner.load(config.text_encoder or path / TEXT_ENCODER_DIR, text_encoder_dtype)
     return Parts(config, lm, conditioner, load_codec(path / CODEC_DIR))
 

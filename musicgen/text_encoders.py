@@ -48,8 +48,8 @@ def encoder_from_config(config: dict, path: Path | str = "the config", dtype: to
 
 
 def cast_names(encoder: TextEncoder) -> set[str]:
-    """The weights `encoder` holds in another dtype than float32: those to read apart from the file's mapping and
-    cast (`infra.weights.read_weights`); the others stay mapped."""
+    """The weights `encoder` holds in another dtype than float32: those to read through a mapping of their own and
+    cast (`infra.weights.read_weights`), so that no float32 page of theirs stays resident; the others stay mapped."""
     return {name for name, tensor in encoder.state_dict().items() if tensor.dtype != torch.float32}
 
 
@@ -74,7 +74,8 @@ def read_encoder(path: Path, dtype: torch.dtype = torch.float32) -> TextEncoder:
     except json.JSONDecodeError as error:
         raise ValueError(f"{path / CONFIG_FILE} is not valid JSON: {error}") from None
     encoder = encoder_from_config(config, path, dtype)
-    state = read_weights(path / WEIGHTS_FILE, copy=cast_names(encoder).__contains__)
+    cast = cast_names(encoder)
+    state = read_weights(path / WEIGHTS_FILE, apart=lambda name: "cast" if name in cast else None)
     try:
         load_encoder_weights(encoder, state)
     except ValueError as error:
