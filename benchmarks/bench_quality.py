@@ -15,8 +15,8 @@ Two sources of weights:
 - `--model DIR`: a trained model in this project's layout (e.g. checkpoints/default), scored on the 80 choosing
   paraphrase and word-tempo prompts (evaluation/paraphrases.py), the prompts models are chosen on.
 
-Precisions: "int8" and "int4" as `MusicGen.from_pretrained(quantize=...)` gives them (int4 includes the text encoder's
-int8 weights); "int4-gN" the LM alone in int4 with groups of N inputs (`--int4-groups`), "-float32" the same 4-bit
+Precisions: "int8" and "int4" as `MusicGen.from_pretrained(quantize=...)` gives them (int4 runs the text encoder in
+bfloat16); "int4-gN" the LM alone in int4 with groups of N inputs (`--int4-groups`), "-float32" the same 4-bit
 weights without torch's int4 kernel (dequantised, float32 activations; `--int4-float32`). Speed and peak memory:
 benchmarks/bench_generate.py (`--sides ours ours-int8 ours-int4`).
 
@@ -37,8 +37,7 @@ from bench_generate import SHAPES, build_hf_directory
 from evaluation.paraphrases import CHOOSING, paraphrases, word_tempo_prompts
 from musicgen import MusicGen
 from musicgen.beat_clock import beat_clock, beats_per_frame, with_inferred_tempo
-from musicgen.conditioners import null_condition
-from musicgen.generate import decode_one_token, first_generated_step, prefill
+from musicgen.generate import decode_one_token, first_generated_step, prefill, with_null_rows
 
 PROMPTS = ["lo-fi piano with soft drums", "soft drums", "piano with drums", "lo-fi piano", "drums", "soft piano"]
 CFG_COEF = 3.0
@@ -56,9 +55,7 @@ def guided_log_probs(model: MusicGen, codes: torch.Tensor, prompts: list[str]) -
         tempo = with_inferred_tempo(beats_per_frame([prompt], model.frame_rate), lm.inferred_bpm(condition, mask),
                                     model.frame_rate)
         clock = beat_clock(tempo) if lm.config.beat_clock else None
-        null, null_mask = null_condition(condition, mask)
-        memory = lm.memory(torch.cat([condition, null]), torch.cat([mask, null_mask]),
-                           None if clock is None else torch.cat([clock, torch.zeros_like(clock)]))
+        memory = lm.memory(*with_null_rows(condition, mask, clock))
         sequence, valid = pattern.build_sequence(codes[row:row + 1], lm.special_token)
         total = sequence.shape[-1]
         lm.setup_caches(2, total - 1, memory.prefix_length)

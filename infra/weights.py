@@ -26,12 +26,11 @@ def read_weights(path: str | Path, apart: Callable[[str], str | None] = lambda n
     which it gives None share the first mapping, which lives as long as the model.
     """
     try:
-        with safe_open(str(path), framework="pt") as file:
-            names = list(file.keys())
         groups: dict[str | None, list[str]] = {}
-        for name in names:
-            groups.setdefault(apart(name), []).append(name)
-        state_dict = {}
+        with safe_open(str(path), framework="pt") as file:
+            for name in file.keys():
+                groups.setdefault(apart(name), []).append(name)
+            state_dict = {name: file.get_tensor(name) for name in groups.pop(None, [])}
         for members in groups.values():
             with safe_open(str(path), framework="pt") as file:
                 state_dict.update({name: file.get_tensor(name) for name in members})

@@ -94,6 +94,17 @@ def guided_logits(run: Callable[[torch.Tensor], torch.Tensor], tokens: torch.Ten
     return uncond + (cond - uncond) * cfg_coef
 
 
+def with_null_rows(condition: torch.Tensor, condition_mask: torch.Tensor, clock: torch.Tensor | None = None,
+                   chroma: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None,
+                                                             torch.Tensor | None]:
+    """The 2B rows of guidance: the B given rows, then B null ones (no condition, no clock, the null chroma)."""
+    null, null_mask = null_condition(condition, condition_mask)
+    clock = None if clock is None else torch.cat([clock, torch.zeros_like(clock)])
+    chroma = None if chroma is None else torch.cat([chroma, null_chroma(*chroma.shape, dtype=chroma.dtype,
+                                                                        device=chroma.device)])
+    return torch.cat([condition, null]), torch.cat([condition_mask, null_mask]), clock, chroma
+
+
 def prefill(lm: LM, tokens: torch.Tensor, memory: Memory, cfg_coef: float | None) -> torch.Tensor:
     """Run memory's prefix rows and the known steps 0 .. S'-1 in one call: tokens [B, K, S'] -> logits [B, K, card]
     for step S'."""
@@ -151,11 +162,7 @@ def stream_codes(lm: LM, pattern: Pattern, condition: torch.Tensor, condition_ma
 
     cfg_coef = sampling.cfg_coef if sampling.guided else None
     if cfg_coef is not None:
-        null, null_mask = null_condition(condition, condition_mask)
-        condition, condition_mask = torch.cat([condition, null]), torch.cat([condition_mask, null_mask])
-        clock = None if clock is None else torch.cat([clock, torch.zeros_like(clock)])
-        chroma = None if chroma is None else torch.cat([chroma, null_chroma(*chroma.shape, dtype=chroma.dtype,
-                                                                            device=chroma.device)])
+        condition, condition_mask, clock, chroma = with_null_rows(condition, condition_mask, clock, chroma)
     uniforms = None if sampling.greedy else draw_uniforms(generators, (batch, total - start, pattern.num_codebooks),
                                                           device)
     positions = torch.arange(total, device=device)
