@@ -2,7 +2,8 @@
 
 A decode step multiplies a few rows by every weight, so its speed is the speed of reading the weights:
 `PackedLinear` keeps float32 weights in oneDNN's blocked layout, `Int8Linear` reads a quarter of the bytes,
-`Int4Linear` about a seventh (4 bits a weight, and a scale and zero point per group of inputs).
+`Int4Linear` about a seventh (4 bits a weight, and a scale and zero point per group of inputs). Each swaps in after
+`concatenated_linears` has made one matmul of those a step makes side by side (`LM.fuse_projections`).
 """
 from __future__ import annotations
 
@@ -17,6 +18,24 @@ PACKED_ROWS = 2  # the rows oneDNN lays weights out for: a decode step with guid
 INT4_GROUP_SIZE = 64  # inputs per int4 scale and zero point (docs/benchmarks.md: speed and error of 32, 64, 128)
 INT4_GROUP_SIZES = (32, 64, 128, 256)  # those torch's CPU int4 kernel takes
 INT4_ROW_BLOCK = 16  # torch's CPU int4 kernel takes out_features in multiples of this
+
+
+def concatenated_linears(linears: list[nn.Linear]) -> nn.Linear:
+    """One bias-free Linear whose outputs are those of `linears`, in order."""
+    weight = torch.cat([linear.weight.detach() for linear in linears])
+    fused = nn.Linear(weight.shape[1], weight.shape[0], bias=False, device="meta")
+    fused.weight = nn.Parameter(weight)
+    return fused
+
+
+def split_linear(linear: nn.Linear, parts: int) -> list[nn.Linear]:
+    """Undo `concatenated_linears`: `parts` Linears of equal output size."""
+    pieces = []
+    for weight in linear.weight.detach().chunk(parts):
+        piece = nn.Linear(weight.shape[1], weight.shape[0], bias=False, device="meta")
+        piece.weight = nn.Parameter(weight.clone())
+        pieces.append(piece)
+    return pieces
 
 
 class PackedLinear(nn.Module):

@@ -43,7 +43,8 @@ from .attention import CrossAttention, KVCache, SelfAttention
 from .beat_clock import BeatClock
 from .chroma import null_chroma, tile_frames
 from .config import LMConfig
-from .fast_linear import INT4_GROUP_SIZE, Int4Linear, Int8Linear, PackedLinear, can_pack
+from .fast_linear import (INT4_GROUP_SIZE, Int4Linear, Int8Linear, PackedLinear, can_pack, concatenated_linears,
+                          split_linear)
 from .positions import rotary_angles, sinusoidal_positions
 from .tempo_head import TempoHead
 
@@ -256,10 +257,10 @@ class LM(nn.Module):
         for layer in self.layers:
             attention = layer.self_attention
             if attention.query_key_value is None:
-                attention.query_key_value = _concatenated([attention.query, attention.key, attention.value])
+                attention.query_key_value = concatenated_linears([attention.query, attention.key, attention.value])
                 attention.query = attention.key = attention.value = None
         if self.fused_heads is None:
-            self.fused_heads, self.heads = _concatenated(self.heads), None
+            self.fused_heads, self.heads = concatenated_linears(self.heads), None
         return self
 
     def split_projections(self) -> LM:
@@ -267,10 +268,10 @@ class LM(nn.Module):
         for layer in self.layers:
             attention = layer.self_attention
             if attention.query_key_value is not None:
-                attention.query, attention.key, attention.value = _split(attention.query_key_value, 3)
+                attention.query, attention.key, attention.value = split_linear(attention.query_key_value, 3)
                 attention.query_key_value = None
         if self.fused_heads is not None:
-            self.heads, self.fused_heads = nn.ModuleList(_split(self.fused_heads, self.config.num_codebooks)), None
+            self.heads, self.fused_heads = nn.ModuleList(split_linear(self.fused_heads, self.config.num_codebooks)), None
         return self
 
     def _swap_linears(self, kind: type[nn.Module], convert: Callable[[nn.Module], nn.Module]) -> LM:
@@ -380,24 +381,6 @@ class LM(nn.Module):
         if self.fused_heads is not None:
             return self.fused_heads(hidden).unflatten(-1, (self.config.num_codebooks, -1)).transpose(1, 2)
         return torch.stack([head(hidden) for head in self.heads], dim=1)
-
-
-def _concatenated(linears: list[nn.Linear]) -> nn.Linear:
-    """One bias-free Linear whose outputs are those of `linears`, in order."""
-    weight = torch.cat([linear.weight.detach() for linear in linears])
-    fused = nn.Linear(weight.shape[1], weight.shape[0], bias=False, device="meta")
-    fused.weight = nn.Parameter(weight)
-    return fused
-
-
-def _split(linear: nn.Linear, parts: int) -> list[nn.Linear]:
-    """Undo `_concatenated`: `parts` Linears of equal output size."""
-    pieces = []
-    for weight in linear.weight.detach().chunk(parts):
-        piece = nn.Linear(weight.shape[1], weight.shape[0], bias=False, device="meta")
-        piece.weight = nn.Parameter(weight.clone())
-        pieces.append(piece)
-    return pieces
 
 
 def _init_weights(module: nn.Module) -> None:
