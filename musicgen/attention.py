@@ -14,9 +14,16 @@ from .config import LMConfig
 from .positions import rotate
 
 
+def additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A bool mask (True = attend) as the float one attention adds to its scores: 0 where allowed, -inf elsewhere.
+    Made once per generation, it spares every attention call the conversion (two ops in each)."""
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, float("-inf"))
+
+
 def attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None,
            causal: bool, backend: str, dropout: float) -> torch.Tensor:
-    """Scaled dot-product attention on [B, H, S, head_dim] tensors; mask is bool (True = attend), broadcast to [B, H, S, S_kv]."""
+    """Scaled dot-product attention on [B, H, S, head_dim] tensors; mask is `additive_mask`'s (0 = attend, -inf = not),
+    broadcast to [B, H, S, S_kv]."""
     if backend == "xformers":
         return _attend_xformers(query, keys, values, mask, causal, dropout)
     return F.scaled_dot_product_attention(query, keys, values, attn_mask=mask, is_causal=causal, dropout_p=dropout)
@@ -32,7 +39,7 @@ def _attend_xformers(query, keys, values, mask, causal, dropout):
         bias = LowerTriangularMask()
     elif mask is not None:
         shape = (query.shape[0], query.shape[1], query.shape[2], keys.shape[2])
-        bias = torch.zeros(shape, dtype=query.dtype, device=query.device).masked_fill(~mask.expand(shape), float("-inf"))
+        bias = mask.to(query.dtype).expand(shape).contiguous()
     output = memory_efficient_attention(query.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2),
                                         attn_bias=bias, p=dropout)
     return output.transpose(1, 2)
@@ -80,7 +87,8 @@ class SelfAttention(nn.Module):
                 rotation: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """x [B, S, D] -> [B, S, D]; causal over x alone, or over the cache when one is set up.
 
-        With a cache, mask [S, S_kv] (True = attend) covers the first S_kv cache positions, the only ones read.
+        With a cache, mask [S, S_kv] (additive: 0 = attend, -inf = not) covers the first S_kv cache positions, the
+        only ones read.
         rotation: `rotary_angles` of the positions, for position_encoding "rope".
         """
         if self.query_key_value is not None:
@@ -116,7 +124,7 @@ class CrossAttention(nn.Module):
         return split_heads(keys, self.config.num_heads), split_heads(values, self.config.num_heads)
 
     def forward(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x [B, S, D] attends to the condition's keys/values; mask [B, 1, 1, L] bool (True = attend)."""
+        """x [B, S, D] attends to the condition's keys/values; mask [B, 1, 1, L] additive (0 = attend, -inf = not)."""
         query = split_heads(self.query(x), self.config.num_heads)
         dropout = self.config.dropout if self.training else 0.0
         output = attend(query, keys, values, mask, False, self.config.attention_backend, dropout)

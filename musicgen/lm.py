@@ -39,7 +39,7 @@ from torch import nn
 
 from infra.weights import load_weights
 
-from .attention import CrossAttention, KVCache, SelfAttention
+from .attention import CrossAttention, KVCache, SelfAttention, additive_mask
 from .beat_clock import BeatClock
 from .chroma import null_chroma, tile_frames
 from .config import LMConfig
@@ -95,10 +95,11 @@ class Block(nn.Module):
 
 @dataclass
 class Memory:
-    """What every step is conditioned on: per-layer cross-attention keys/values [B, H, L, head_dim] and their mask
-    [B, 1, 1, L] (both None for an LM without cross-attention), for an LM with a beat clock the clock [B, 2]
-    (`beat_clock.beat_clock`; None: no clock), the prefix rows [B, P, D] that come before the tokens (None: none), and
-    for an LM with chroma_stride the projected chroma row of every step [B, max_positions, D], summed with its input."""
+    """What every step is conditioned on: per-layer cross-attention keys/values [B, H, L, head_dim] and their additive
+    mask [B, 1, 1, L] (`attention.additive_mask`; both None for an LM without cross-attention), for an LM with a beat
+    clock the clock [B, 2] (`beat_clock.beat_clock`; None: no clock), the prefix rows [B, P, D] that come before the
+    tokens (None: none), and for an LM with chroma_stride the projected chroma row of every step [B, max_positions, D],
+    summed with its input."""
 
     keys_values: list[tuple[torch.Tensor, torch.Tensor]] | None
     mask: torch.Tensor | None
@@ -201,7 +202,7 @@ class LM(nn.Module):
             # A row with no condition (the null condition) has all-zero keys and values: it may attend to all
             # of them and get zeros, where an all-False mask row would give NaN in some GPU attention kernels.
             mask = condition_mask.bool()
-            mask = (mask | ~mask.any(dim=1, keepdim=True))[:, None, None, :]
+            mask = additive_mask((mask | ~mask.any(dim=1, keepdim=True))[:, None, None, :], dtype)
         else:
             prefix.append(projected)
         return Memory(keys_values, mask, clock if self.beat_clock is not None else None,
@@ -227,7 +228,8 @@ class LM(nn.Module):
         for layer in self.layers:
             layer.self_attention.kv_cache = KVCache(batch, self.config.num_heads, positions, self.config.head_dim,
                                                     dtype=reference.dtype, device=reference.device)
-        self.causal_mask = torch.ones(positions, positions, dtype=torch.bool, device=reference.device).tril()
+        allowed = torch.ones(positions, positions, dtype=torch.bool, device=reference.device).tril()
+        self.causal_mask = additive_mask(allowed, reference.dtype)
 
     def quantize_int8(self) -> LM:
         """Fuse the projections, then swap every Linear of the layers and heads for an Int8Linear (generation only)."""
