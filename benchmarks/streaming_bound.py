@@ -12,14 +12,13 @@ the matmul each side uses, at the decode step's row count:
     int4         this project's Int4Linear (4-bit codes and a bfloat16 scale and zero point per INT4_GROUP_SIZE inputs)
     read         a sum over the same float32 bytes: the memory's read bandwidth, no matmul
 
-The bound (steps/s) is the float32 weight bytes over the fastest float32 way's time; the int8 and int4 bounds
-are their bytes at that same rate. Run alone: `python benchmarks/streaming_bound.py --shape small --threads 1`.
+Each way's time is its fastest pass of 15. The bound (steps/s) is the float32 weight bytes over the fastest float32
+way's time; the int8 and int4 bounds are their bytes at that same rate. Run alone: `python benchmarks/streaming_bound.py --shape small --threads 1`.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 
 import torch
@@ -46,17 +45,19 @@ def decode_matrices(num_hidden_layers: int, hidden_size: int, ffn_dim: int, fuse
 
 
 def _seconds_per_pass(run, repeats: int, clock) -> float:
+    """The fastest of `repeats` passes: what the memory can reach (a bound), where a slower pass is a neighbour's
+    traffic; a median let a decode step's own matmuls outrun their "bound" on a shared machine."""
     run()
     times = []
     for _ in range(repeats):
         start = clock()
         run()
         times.append(clock() - start)
-    return statistics.median(times)
+    return min(times)
 
 
 @torch.inference_mode()
-def measure_bound(shape: str, rows: int = 2, repeats: int = 5, clock=time.perf_counter) -> dict:
+def measure_bound(shape: str, rows: int = 2, repeats: int = 15, clock=time.perf_counter) -> dict:
     """GB/s of each way over one decode step's weights, and the bound in steps/s; see the module docstring."""
     sizes = SHAPES[shape]
     plain = decode_matrices(**sizes, fused=False)
