@@ -55,6 +55,10 @@ class KVCache(nn.Module):
         self.register_buffer("keys", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
         self.register_buffer("values", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
 
+    def clear(self) -> None:
+        self.keys.zero_()
+        self.values.zero_()
+
     def update(self, positions: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write keys/values [B, H, S', head_dim] at positions [S']; return the whole cache."""
         self.keys.index_copy_(2, positions, keys)

@@ -80,3 +80,11 @@ def tile_frames(rows: torch.Tensor, frames: int) -> torch.Tensor:
     """rows [B, T, D] -> [B, frames, D]: repeated whole until there are enough, then cut (a melody shorter than the
     chroma the model takes is looped, a longer one cut)."""
     return rows.repeat(1, math.ceil(frames / rows.shape[1]), 1)[:, :frames]
+
+
+def rows_by_step(rows: torch.Tensor, steps: int, stride: float) -> torch.Tensor:
+    """Projected chroma rows [B, R, D] -> those of the frames steps 0 .. steps - 1 predict [B, steps, D] (an LM's
+    time-aligned chroma, lm.chroma_stride): step s + 1 sounds at row (s + 1) / stride, rounded; steps past the last
+    row get the last one."""
+    sounding = torch.round(torch.arange(1, steps + 1, device=rows.device) / stride).long()
+    return rows[:, sounding.clamp(max=rows.shape[1] - 1)]

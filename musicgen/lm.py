@@ -41,7 +41,7 @@ from infra.weights import load_weights
 
 from .attention import CrossAttention, KVCache, SelfAttention, additive_mask
 from .beat_clock import BeatClock
-from .chroma import null_chroma, tile_frames
+from .chroma import null_chroma, rows_by_step, tile_frames
 from .config import LMConfig
 from .fast_linear import (INT4_GROUP_SIZE, Int4Linear, Int8Linear, PackedLinear, can_pack, concatenated_linears,
                           split_linear)
@@ -125,8 +125,9 @@ class LM(nn.Module):
         self.heads = nn.ModuleList(nn.Linear(config.dim, config.cardinality,
                                              bias=False) for _ in range(config.num_codebooks))
         self.fused_heads: nn.Module | None = None  # the K heads in one (fuse_projections)
-        self.causal_mask: torch.Tensor | None = None
+        self.register_buffer("causal_mask", None, persistent=False)  # [positions, positions] additive; setup_caches
         self.compiled_decode: Callable | None = None  # compile_decode
+        self.kept_caches: tuple | None = None  # a compiled LM's caches, for its next call of the same size
         self.apply(_init_weights)
         self.beat_clock = BeatClock(config.dim) if config.beat_clock else None
         self.tempo_head = TempoHead(config.condition_dim) if config.tempo_head else None
@@ -205,9 +206,10 @@ class LM(nn.Module):
             mask = additive_mask((mask | ~mask.any(dim=1, keepdim=True))[:, None, None, :], dtype)
         else:
             prefix.append(projected)
+        aligned_chroma = (rows_by_step(chroma_rows, self.config.max_positions, self.config.chroma_stride)
+                          if aligned else None)
         return Memory(keys_values, mask, clock if self.beat_clock is not None else None,
-                      torch.cat(prefix, dim=1) if prefix else None,
-                      self._chroma_by_step(chroma_rows) if aligned else None)
+                      torch.cat(prefix, dim=1) if prefix else None, aligned_chroma)
 
     def _chroma_rows(self, chroma: torch.Tensor | None, batch: int) -> torch.Tensor:
         """chroma [B, T_c, chroma_bins] (None: "no melody", bin 0 in every frame) -> projected rows [B, chroma_frames, D],
@@ -221,15 +223,26 @@ class LM(nn.Module):
 
     def setup_caches(self, batch: int, max_steps: int, prefix_length: int = 0) -> None:
         """Allocate a KVCache of prefix_length + max_steps positions in every layer (the prefix rows of `Memory`, then
-        the steps); `prefill` and `decode` then run step by step."""
+        the steps); `prefill` and `decode` then run step by step. A compiled LM reuses, zeroed, the caches and mask of
+        its last call of the same size: its graph reads them at fixed addresses (a new address would recompile a
+        frozen graph and re-record a CUDA graph)."""
         if not 1 <= max_steps <= self.config.max_positions:
             raise ValueError(f"max_steps must be in [1, {self.config.max_positions}], got {max_steps}")
         reference, positions = self.norm.weight, prefix_length + max_steps
-        for layer in self.layers:
-            layer.self_attention.kv_cache = KVCache(batch, self.config.num_heads, positions, self.config.head_dim,
-                                                    dtype=reference.dtype, device=reference.device)
-        allowed = torch.ones(positions, positions, dtype=torch.bool, device=reference.device).tril()
-        self.causal_mask = additive_mask(allowed, reference.dtype)
+        size = (batch, positions, reference.dtype, reference.device)
+        if self.kept_caches is not None and self.kept_caches[0] == size:
+            caches, mask = self.kept_caches[1:]
+            for cache in caches:
+                cache.clear()
+        else:
+            caches = [KVCache(batch, self.config.num_heads, positions, self.config.head_dim, dtype=reference.dtype,
+                              device=reference.device) for _ in self.layers]
+            mask = additive_mask(torch.ones(positions, positions, dtype=torch.bool, device=reference.device).tril(),
+                                 reference.dtype)
+        for layer, cache in zip(self.layers, caches):
+            layer.self_attention.kv_cache = cache
+        self.causal_mask = mask
+        self.kept_caches = (size, caches, mask) if self.compiled_decode is not None else None
 
     def quantize_int8(self) -> LM:
         """Fuse the projections, then swap every Linear of the layers and heads for an Int8Linear (generation only)."""
@@ -302,8 +315,9 @@ class LM(nn.Module):
     def compile_decode(self, mode: str | None = "reduce-overhead", backend: str | Callable = "inductor") -> LM:
         """Compile `decode` into one graph for fixed shapes as `compiled_decode` (torch.compile, fullgraph; on
         CUDA with mode "reduce-overhead", a captured CUDA graph). Generation then runs its one-token steps
-        through it, attending over the whole cache every step so that one graph serves every step of a call.
-        Not with int8 weights on the CPU: torch.compile cannot trace the quantization engine's packed weights."""
+        through it, attending over the whole cache every step so that one graph serves every step of a call; the
+        caches stay allocated between calls (`setup_caches`). Not with int8 weights on the CPU: torch.compile cannot
+        trace the quantization engine's packed weights."""
         if any(isinstance(module, Int8Linear) and module.packed is not None for module in self.modules()):
             raise ValueError("a decode step with int8 weights on the CPU cannot be compiled (torch.compile cannot "
                              "trace the quantization engine's packed weights): use compile or quantize='int8'")
@@ -365,12 +379,6 @@ class LM(nn.Module):
             keys_values = None if memory.keys_values is None else memory.keys_values[index]
             x = layer(x, at, self_mask, keys_values, memory.mask, rotation)
         return self.norm(x)
-
-    def _chroma_by_step(self, rows: torch.Tensor) -> torch.Tensor:
-        """Chroma rows [B, R, D] -> those of the frames steps 0 .. max_positions - 1 predict [B, max_positions, D]:
-        step s + 1 sounds at row (s + 1) / chroma_stride, rounded; steps past the last row get the last one."""
-        steps = torch.arange(1, self.config.max_positions + 1, device=rows.device)
-        return rows[:, torch.round(steps / self.config.chroma_stride).long().clamp(max=rows.shape[1] - 1)]
 
     def _placed(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """x [B, S, D] at positions [S] with MusicGen's sinusoids added (rope turns queries and keys instead)."""

@@ -157,6 +157,31 @@ def test_compiled_decode_is_one_graph_for_every_step_and_gives_the_same_tokens(p
     assert torch.equal(continued, expected) and counter.graphs == 1  # another prompt length: the same decode graph
 
 
+def test_a_compiled_lm_reads_the_same_caches_in_every_call_of_one_size():
+    """A compiled graph reads the KV caches and the causal mask at fixed addresses: a frozen graph would compile
+    again for new ones, a CUDA graph re-record. So a compiled LM keeps them, zeroed, for its next call of the size."""
+    torch._dynamo.reset()
+    lm = tiny_lm()
+    pattern = get_provider("delay", K).get_pattern(20)
+    condition, mask = conditions(2)
+    generate_codes(lm, pattern, condition, mask, sampling=GREEDY)
+    assert lm.kept_caches is None  # uncompiled: the caches go with the call
+    lm.compile_decode(mode=None, backend=GraphCounter())
+
+    def addresses() -> list[int]:
+        _, caches, causal_mask = lm.kept_caches
+        return [causal_mask.data_ptr()] + [cache.keys.data_ptr() for cache in caches]
+
+    first = generate_codes(lm, pattern, condition, mask, sampling=GREEDY)
+    kept = addresses()
+    with torch.inference_mode():  # what a reused cache held before must not reach the next call
+        lm.kept_caches[1][0].keys.fill_(float("nan"))
+    assert torch.equal(generate_codes(lm, pattern, condition, mask, sampling=GREEDY), first)
+    assert addresses() == kept and lm.causal_mask is None and lm.layers[0].self_attention.kv_cache is None
+    generate_codes(lm, pattern, condition[:1], mask[:1], sampling=GREEDY)  # another batch: caches of its own
+    assert lm.kept_caches[1][0].keys.shape[0] == 2 and addresses() != kept  # 2 rows: the prompt and its null row
+
+
 def test_compiling_a_decode_step_with_cpu_int8_weights_is_refused():
     """torch.compile cannot trace fbgemm's packed int8 weights: a clear error at compile_decode, not a dynamo trace."""
     lm = tiny_lm().quantize_int8()
