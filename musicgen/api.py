@@ -82,7 +82,8 @@ class MusicGen(AudiocraftCalls, MelodyGeneration):
         into one allocation (`infra.memory.gather_buffers`), and the text encoder run in bfloat16 (its embedding
         tables float32 and memory-mapped): the least memory.
         compile=True: the LM's decode step compiled for fixed shapes (`LM.compile_decode`; CUDA graphs on GPU,
-        where it pays; the first generation of each length compiles first).
+        where it pays; the first generation of each length compiles first, and its KV caches stay allocated for the
+        next generation of that length).
         """
         device, dtype = resolve_device(device), resolve_dtype(dtype)
         if quantize not in (None, "int8", "int4"):
