@@ -45,7 +45,8 @@ def test_eval_command_reports_every_metric_over_the_whole_set(tmp_path, capsys):
         for level in range(2):
             counts[level] += torch.bincount(codes[0, level], minlength=8)
     expected_usage = [(level_counts > 0).float().mean().item() for level_counts in counts]
-    assert results["files"] == 3 and results["seconds"] == pytest.approx(1.5)
+    assert results["files"] == 3 and results["seconds"] == pytest.approx(1.5) and results["frames"] == counts[0].sum()
+    assert f"picked at least once in {int(counts[0].sum())} frames" in table
     assert [level["usage"] for level in results["levels"]] == pytest.approx(expected_usage)
     for level, level_counts in zip(results["levels"], counts):
         probabilities = level_counts[level_counts > 0] / level_counts.sum()

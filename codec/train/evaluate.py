@@ -59,7 +59,7 @@ def evaluate_codec(codec: Codec, paths: list[Path], chunk_seconds: float = 30.0)
         raise ValueError(f"no file of the {len(paths)} given holds at least one hop ({codec.hop_length} samples)")
     levels = [dict(zip(("usage", "perplexity", "bits"), usage_metrics(level_counts).tolist())) for level_counts in counts]
     return {
-        "files": len(si_snrs), "seconds": seconds,
+        "files": len(si_snrs), "seconds": seconds, "frames": int(counts[0].sum()),
         "si_snr_db": sum(si_snrs) / len(si_snrs), "mel_distance": sum(mel_distances) / len(mel_distances),
         "levels": levels,
         "encode_realtime": seconds / max(encode_time, 1e-9), "decode_realtime": seconds / max(decode_time, 1e-9),
@@ -70,6 +70,8 @@ def evaluate_codec(codec: Codec, paths: list[Path], chunk_seconds: float = 30.0)
 def format_table(results: dict[str, Any]) -> str:
     lines = [f"{results['files']} files, {results['seconds']:.1f} s of audio, {results['codebooks']} codebooks "
              f"of {results['cardinality']} at {results['frame_rate']:g} Hz",
+             f"usage: share of a level's codes picked at least once in {results['frames']} frames "
+             f"({results['frames'] / results['cardinality']:.1f} a code)",
              f"{'SI-SNR (dB)':<22}{results['si_snr_db']:>10.2f}",
              f"{'mel distance':<22}{results['mel_distance']:>10.3f}",
              f"{'encode (x real time)':<22}{results['encode_realtime']:>10.1f}",
