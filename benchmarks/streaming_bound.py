@@ -13,7 +13,8 @@ the matmul each side uses, at the decode step's row count:
     read         a sum over the same float32 bytes: the memory's read bandwidth, no matmul
 
 Each way's time is its fastest pass of 15. The bound (steps/s) is the float32 weight bytes over the fastest float32
-way's time; the int8 and int4 bounds are their bytes at that same rate. Run alone: `python benchmarks/streaming_bound.py --shape small --threads 1`.
+way's time; the int8 and int4 bounds are their bytes at that same rate.
+Run alone: `python benchmarks/streaming_bound.py --shape small --threads 1`.
 """
 from __future__ import annotations
 

@@ -127,7 +127,8 @@ class LM(nn.Module):
         self.fused_heads: nn.Module | None = None  # the K heads in one (fuse_projections)
         self.register_buffer("causal_mask", None, persistent=False)  # [positions, positions] additive; setup_caches
         self.compiled_decode: Callable | None = None  # compile_decode
-        self.kept_caches: tuple | None = None  # a compiled LM's caches, for its next call of the same size
+        # a compiled LM's caches, for its next call of the same size: ((batch, positions, dtype, device), caches, mask)
+        self.kept_caches: tuple[tuple, list[KVCache], torch.Tensor] | None = None
         self.apply(_init_weights)
         self.beat_clock = BeatClock(config.dim) if config.beat_clock else None
         self.tempo_head = TempoHead(config.condition_dim) if config.tempo_head else None
